@@ -1,0 +1,37 @@
+"""The gateway's Flask application: `create_app()` wires settings, services, blueprints and upload hooks."""
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .config import PROJECT_ROOT, Settings
+from .extensions import connect_redis, db, migrate, start_embedded_redis
+from .http import MethodOverride, install_cors
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+    )
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+
+    redis_url = settings.redis_url or start_embedded_redis(settings.embedded_redis_path)
+    app.extensions["redis"] = connect_redis(redis_url)
+
+    from .api import health, tus
+    app.register_blueprint(health.bp)
+    app.register_blueprint(tus.bp)
+    tus.init_app(app)
+
+    install_cors(app, settings.cors_origins)
+    app.wsgi_app = MethodOverride(app.wsgi_app)
+    if settings.trust_proxy:
+        hops = settings.trust_proxy
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
+    return app

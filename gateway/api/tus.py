@@ -1,0 +1,76 @@
+"""`/files/`: the tus server's routes. All protocol work is in `gateway.tus`; this only adapts Flask to it."""
+from __future__ import annotations
+
+import socket
+
+from flask import Blueprint, Response, current_app, request
+
+from .. import uploads
+from ..tus import DiskStore, RedisLocker, TusHandler, TusRequest
+
+bp = Blueprint("tus", __name__)
+
+
+class WsgiBody:
+    """The request body straight from the WSGI server, in large reads, with a way to unblock a stale one."""
+
+    def __init__(self, environ):
+        self._stream = environ["wsgi.input"]
+        # gunicorn hands us the connection; shutting its read side down wakes a read blocked on a dead peer.
+        self._socket = environ.get("gunicorn.socket") or environ.get("gunicorn.sock")
+        self.broken = False
+
+    def read(self, size: int) -> bytes:
+        if self.broken:
+            return b""
+        try:
+            return self._stream.read(size)
+        except Exception:  # reset, timeout, malformed chunking: all mean "no more body"
+            self.broken = True
+            return b""
+
+    def abort(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+
+def init_app(app) -> None:
+    settings = app.config["SETTINGS"]
+    redis = app.extensions["redis"]
+    hooks = uploads.hooks(redis)
+    locker = RedisLocker(redis, on_event=lambda kind: hooks.fire("counted", kind, 1))
+    app.extensions["tus"] = TusHandler(DiskStore(settings.uploads_dir), locker, hooks,
+                                       max_size=settings.upload_max_size,
+                                       expiration_seconds=settings.upload_expiration_seconds)
+
+
+def collection_url() -> str:
+    public = current_app.config["SETTINGS"].public_url
+    return (public or request.url_root.rstrip("/")) + "/files/"
+
+
+def _dispatch(upload_id: str | None):
+    has_body = request.method in ("POST", "PATCH")
+    tus_request = TusRequest(method=request.method, headers=request.headers, base_url=collection_url(),
+                             body=WsgiBody(request.environ) if has_body else None,
+                             content_length=request.content_length)
+    answer = current_app.extensions["tus"].handle(tus_request, upload_id)
+    response = Response(answer.body, status=answer.status, headers=answer.headers)
+    if "Content-Type" not in answer.headers:
+        response.headers["Content-Type"] = "text/plain; charset=utf-8"
+    return response
+
+
+@bp.route("/files/", methods=["OPTIONS", "POST", "GET", "PATCH", "DELETE", "HEAD"])
+@bp.route("/files", methods=["OPTIONS", "POST", "GET", "PATCH", "DELETE", "HEAD"])
+def collection():
+    return _dispatch(None)
+
+
+@bp.route("/files/<upload_id>/", methods=["OPTIONS", "HEAD", "GET", "PATCH", "DELETE", "POST"])
+@bp.route("/files/<upload_id>", methods=["OPTIONS", "HEAD", "GET", "PATCH", "DELETE", "POST"])
+def upload(upload_id: str):
+    return _dispatch(upload_id)

@@ -1,0 +1,26 @@
+"""gunicorn settings for the web process (Procfile `web`). HOST/PORT/WEB_CONCURRENCY come from the environment.
+
+gevent workers: an event stream or a slow far-away upload holds a connection for minutes while costing only a
+greenlet, so hundreds of them do not starve the rest.
+"""
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_connections = 2000
+# SIGTERM: stop accepting, give requests in flight (PATCH bodies saving what arrived) this long, then exit.
+graceful_timeout = 5
+timeout = 60
+keepalive = 75
+# Uploads can be large; the app streams bodies itself and nginx (deploy/) enforces the body limit.
+limit_request_line = 8190
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = os.environ.get("ACCESS_LOG", "-")
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
+
+
+def post_fork(server, worker):
+    # Let PostgreSQL queries yield to other greenlets instead of blocking the whole worker.
+    from psycogreen.gevent import patch_psycopg
+    patch_psycopg()

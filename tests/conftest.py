@@ -1,0 +1,170 @@
+"""Fixtures that give tests the real parts: PostgreSQL or SQLite, the machine's Redis, gunicorn as in the Procfile.
+
+`TEST_DATABASE=postgresql` (or `sqlite`, the default) picks the database; `make test` runs the suite on both.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+import requests
+from sqlalchemy import create_engine, inspect, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway import create_app  # noqa: E402
+from gateway.config import Settings  # noqa: E402
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    """One migrated database per test session; tables are emptied between tests."""
+    if os.environ.get("TEST_DATABASE", "sqlite") == "postgresql":
+        url = POSTGRES_URL
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'gateway.db'}"
+    env = dict(os.environ, DATABASE_URL=url, REDIS_URL=TEST_REDIS_URL,
+               INSTANCE_DIR=str(tmp_path_factory.mktemp("migrate-instance")))
+    subprocess.run([sys.executable, "-m", "flask", "--app", "gateway.wsgi", "db", "upgrade"], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+    return url
+
+
+@pytest.fixture
+def redis_client():
+    client = redis_lib.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(tmp_path, database_url, redis_client) -> Settings:
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        for table in reversed(inspect(conn).get_table_names()):
+            if table != "alembic_version":
+                conn.execute(text(f'DELETE FROM "{table}"'))
+    engine.dispose()
+    return Settings.from_env({
+        "INSTANCE_DIR": str(tmp_path / "instance"), "MEDIA_ROOT": str(tmp_path / "media"),
+        "DATABASE_URL": database_url, "REDIS_URL": TEST_REDIS_URL, "UPLOAD_MAX_SIZE": str(64 * 1024 ** 2),
+    })
+
+
+@pytest.fixture
+def app(settings):
+    application = create_app(settings)
+    with application.app_context():
+        yield application
+        from gateway.extensions import db
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@dataclass
+class LiveServer:
+    """gunicorn started exactly as the Procfile's `web` line, on a free loopback port."""
+    env: dict
+    workers: int = 1
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "LiveServer":
+        env = dict(self.env, PORT=str(self.port), WEB_CONCURRENCY=str(self.workers))
+        log = open(self.log_path, "ab")
+        # Start the Procfile's web command through the shell, in a process group of its own.
+        command = (ROOT / "Procfile").read_text().split("web:", 1)[1].splitlines()[0].strip()
+        self.process = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gunicorn did not answer: {self.log_path.read_text()[-3000:]}")
+
+    def kill9(self) -> None:
+        """kill -9 every process of the server (arbiter and workers) at once."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+
+def settings_env(settings: Settings) -> dict:
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return dict(os.environ, PATH=path, INSTANCE_DIR=str(settings.instance_dir), MEDIA_ROOT=str(settings.media_root),
+                DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url,
+                UPLOAD_MAX_SIZE=str(settings.upload_max_size), SECRET_KEY=settings.secret_key,
+                ANALYZER_TOKEN=settings.analyzer_token, ACCESS_LOG="-")
+
+
+@pytest.fixture
+def server_factory(settings, tmp_path):
+    started: list[LiveServer] = []
+
+    def start(workers: int = 1, **extra_env) -> LiveServer:
+        env = settings_env(settings)
+        env.update({key: str(value) for key, value in extra_env.items()})
+        server = LiveServer(env=env, workers=workers, log_path=tmp_path / f"gunicorn-{len(started)}.log")
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(server_factory) -> LiveServer:
+    return server_factory()

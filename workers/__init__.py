@@ -1,0 +1,1 @@
+"""Background work on RQ: job functions (`jobs`), the periodic ticker (`periodic`), and the worker entry point."""
