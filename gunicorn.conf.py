@@ -9,13 +9,17 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_connections = 2000
-# SIGTERM: stop accepting, give requests in flight (PATCH bodies saving what arrived) this long, then exit.
+# SIGTERM: stop accepting, give requests in flight this long, then exit. Upload bodies still arriving are cut
+# after SAVE_WINDOW so that each saves what it received before the worker goes.
 graceful_timeout = 5
+SAVE_WINDOW = 3.0
 timeout = 60
 keepalive = 75
 # Uploads can be large; the app streams bodies itself and nginx (deploy/) enforces the body limit.
 limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The shared per-user control socket would make two gateways on one machine fight over it.
+control_socket_disable = True
 accesslog = os.environ.get("ACCESS_LOG", "-")
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
 
@@ -24,3 +28,19 @@ def post_fork(server, worker):
     # Let PostgreSQL queries yield to other greenlets instead of blocking the whole worker.
     from psycogreen.gevent import patch_psycopg
     patch_psycopg()
+
+
+def post_worker_init(worker):
+    import signal
+
+    import gevent
+
+    handle_exit = worker.handle_exit
+
+    def on_sigterm(signum, frame):
+        handle_exit(signum, frame)
+        from gateway.api.tus import cut_bodies_in_flight
+        gevent.spawn_later(SAVE_WINDOW, cut_bodies_in_flight)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn's own handler: never interrupt a request's I/O

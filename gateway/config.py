@@ -34,6 +34,14 @@ def _positive_int(value: str, name: str) -> int:
     return number
 
 
+def _database_url(value: str) -> str:
+    """Plain postgres URLs get psycopg2: its gevent wait callback (psycogreen) keeps queries cooperative."""
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg2://" + value[len(prefix):]
+    return value
+
+
 def _kept_secret(path: Path, make) -> str:
     """A secret generated on first use and kept in INSTANCE_DIR, so restarts keep sessions and tokens."""
     try:
@@ -99,7 +107,7 @@ class Settings:
             host=env.get("HOST", "127.0.0.1"),
             port=_positive_int(env.get("PORT", "5000"), "PORT"),
             instance_dir=instance_dir,
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'gateway.db'}",
+            database_url=_database_url(env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'gateway.db'}"),
             redis_url=env.get("REDIS_URL", ""),
             media_root=media_root,
             violations_xlsx=Path(env.get("VIOLATIONS_XLSX")

@@ -25,7 +25,7 @@ from gateway import create_app  # noqa: E402
 from gateway.config import Settings  # noqa: E402
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 TUS = {"Tus-Resumable": "1.0.0"}
 
 

@@ -1,7 +1,9 @@
 """`/files/`: the tus server's routes. All protocol work is in `gateway.tus`; this only adapts Flask to it."""
 from __future__ import annotations
 
+import os
 import socket
+import weakref
 
 from flask import Blueprint, Response, current_app, request
 
@@ -9,6 +11,7 @@ from .. import uploads
 from ..tus import DiskStore, RedisLocker, TusHandler, TusRequest
 
 bp = Blueprint("tus", __name__)
+_bodies_in_flight: "weakref.WeakSet[WsgiBody]" = weakref.WeakSet()
 
 
 class WsgiBody:
@@ -19,6 +22,7 @@ class WsgiBody:
         # gunicorn hands us the connection; shutting its read side down wakes a read blocked on a dead peer.
         self._socket = environ.get("gunicorn.socket") or environ.get("gunicorn.sock")
         self.broken = False
+        _bodies_in_flight.add(self)
 
     def read(self, size: int) -> bytes:
         if self.broken:
@@ -30,11 +34,21 @@ class WsgiBody:
             return b""
 
     def abort(self) -> None:
-        if self._socket is not None:
-            try:
-                self._socket.shutdown(socket.SHUT_RD)
-            except OSError:
-                pass
+        if self._socket is None:
+            return
+        # Through a duplicate descriptor: the shutdown reaches the same connection, but the server's own socket
+        # object does not cancel its blocked read with an error (gevent would), so bytes it buffered are kept.
+        try:
+            with socket.socket(fileno=os.dup(self._socket.fileno())) as duplicate:
+                duplicate.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+
+
+def cut_bodies_in_flight() -> None:
+    """On shutdown: cut the upload bodies still arriving, so that each request saves what it has and ends."""
+    for body in list(_bodies_in_flight):
+        body.abort()
 
 
 def init_app(app) -> None:

@@ -54,8 +54,8 @@ class HeldLock:
 
 
 class RedisLocker:
-    def __init__(self, redis, prefix: str = "tus:lock:", ttl: float = 6.0, wait: float = 4.0,
-                 watch_every: float = 0.2, on_event: Callable[[str], None] | None = None):
+    def __init__(self, redis, prefix: str = "tus:lock:", ttl: float = 3.0, wait: float = 5.0,
+                 watch_every: float = 0.25, on_event: Callable[[str], None] | None = None):
         self.redis = redis
         self.prefix = prefix
         self.ttl_ms = int(ttl * 1000)

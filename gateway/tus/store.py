@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +25,12 @@ from typing import BinaryIO, Iterator
 from .errors import Gone, NotFound
 
 COPY_CHUNK = 1024 * 1024
+
+
+def _yield() -> None:
+    """Let other work run between blocks of a long copy: under gevent this switches greenlets (the lock's
+    watchdog among them), with threads it is a no-op."""
+    time.sleep(0)
 
 
 @dataclass
@@ -178,6 +185,7 @@ class _DiskChunkWriter(ChunkWriter):
         self.written += len(data)
         if self._hasher is not None:
             self._hasher.update(data)
+        _yield()
 
     def commit(self) -> None:
         if self._provisional:
@@ -266,6 +274,7 @@ class DiskStore(DataStore, Terminater, Concater, LengthDeferrer):
             with self.open(info.id) as handle:
                 while block := handle.read(COPY_CHUNK):
                     hasher.update(block)
+                    _yield()
         return hasher.hexdigest()
 
     def open(self, upload_id: str) -> BinaryIO:
@@ -316,4 +325,5 @@ class DiskStore(DataStore, Terminater, Concater, LengthDeferrer):
                     while block := source.read(COPY_CHUNK):
                         out.write(block)
                         hasher.update(block)
+                        _yield()
         self._digests.put(final.id, sum(p.length for p in parts), hasher)
