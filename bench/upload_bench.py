@@ -212,6 +212,15 @@ class Server:
             raise BenchError(f"{self.name}: HEAD answered {status} {body[:300]!r}")
         return int(headers["upload-offset"])
 
+    def verify(self, url: str, source: Path) -> None:
+        """The stored bytes are the source's: find the upload's data file (named by its id) and compare."""
+        upload_id = url.rstrip("/").rsplit("/", 1)[-1]
+        stored = [p for p in self.data_dir.rglob(upload_id) if p.is_file()]
+        if len(stored) != 1:
+            raise BenchError(f"{self.name}: cannot find the data file of {upload_id} under {self.data_dir}")
+        if sha256_of(stored[0]) != sha256_of(source, cache=True):
+            raise BenchError(f"{self.name}: the stored file differs from what was sent")
+
     def delete(self, url: str) -> None:
         try:
             request("DELETE", url, TUS)
@@ -354,16 +363,31 @@ def make_file(path: Path, size: int) -> Path:
     return path
 
 
+_source_digests: dict[Path, str] = {}
+
+
+def sha256_of(path: Path, cache: bool = False) -> str:
+    if cache and path in _source_digests:
+        return _source_digests[path]
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(8 * MIB):
+            hasher.update(block)
+    if cache:
+        _source_digests[path] = hasher.hexdigest()
+    return hasher.hexdigest()
+
+
 def settle() -> None:
     """Flush the previous run's dirty pages so each measurement starts from the same disk state."""
     os.sync()
     time.sleep(0.3)
 
 
-def curl_patch(server: Server, path: Path, url: str | None = None) -> float:
+def curl_patch(server: Server, path: Path, verify: bool = False) -> float:
     """One PATCH of the whole file; seconds from connect to the answer. Checks the new offset."""
     size = path.stat().st_size
-    url = url or server.create(size)
+    url = server.create(size)
     argv = ["curl", "--silent", "--show-error", "--output", "/dev/null", "--dump-header", "-",
             "--max-time", "1800", "-X", "PATCH", "-T", str(path),
             "-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Offset: 0",
@@ -381,11 +405,13 @@ def curl_patch(server: Server, path: Path, url: str | None = None) -> float:
         raise BenchError(f"{server.name}: PATCH answered {code}, Upload-Offset {offsets}\n{result.stdout[-500:]}")
     if server.offset(url) != size:
         raise BenchError(f"{server.name}: HEAD after the PATCH does not report {size} bytes")
+    if verify:
+        server.verify(url, path)
     server.delete(url)
     return float(seconds)
 
 
-def tuspy_upload(server: Server, path: Path, chunk: int) -> float:
+def tuspy_upload(server: Server, path: Path, chunk: int, verify: bool = False) -> float:
     from tusclient import client
 
     size = path.stat().st_size
@@ -403,6 +429,8 @@ def tuspy_upload(server: Server, path: Path, chunk: int) -> float:
     url = urljoin(server.collection, uploader.url).rstrip("/")
     if server.offset(url) != size:
         raise BenchError(f"{server.name}: HEAD after the tuspy upload does not report {size} bytes")
+    if verify:
+        server.verify(url, path)
     server.delete(url)
     return seconds
 
@@ -418,7 +446,7 @@ def throughput(servers: dict[str, Server], measure, path: Path, repeats: int, la
     for turn in range(repeats):
         for name in rotated(tuple(servers), turn):  # a different server goes first each round
             settle()
-            seconds = measure(servers[name], path)
+            seconds = measure(servers[name], path, turn == 0)  # the first round also checks the stored bytes
             speeds[name].append(size / seconds / MB)
             log(f"{label} round {turn + 1}/{repeats}: {name:15s} {size / seconds / MB:8.1f} MB/s ({seconds:.2f} s)")
     return speeds
@@ -717,13 +745,13 @@ def main(argv=None) -> int:
             # One small upload each, so start-up costs (imports, first connections) are not measured.
             warm = make_file(tmp / "warm.bin", 4 * MIB)
             for server in servers.values():
-                curl_patch(server, warm)
-                tuspy_upload(server, warm, MIB)
+                curl_patch(server, warm, verify=True)
+                tuspy_upload(server, warm, MIB, verify=True)
             if "curl" not in args.skip:
                 curl_speeds = throughput(servers, curl_patch, main_file, args.repeats, "1 curl")
             if "tuspy" not in args.skip:
                 chunk = args.chunk_mib * MIB
-                tuspy_speeds = throughput(servers, lambda s, p: tuspy_upload(s, p, chunk), main_file,
+                tuspy_speeds = throughput(servers, lambda s, p, v: tuspy_upload(s, p, chunk, v), main_file,
                                           args.repeats, "2 tuspy")
             if args.profile:
                 log("profiling our worker with py-spy")

@@ -168,3 +168,46 @@ def server_factory(settings, tmp_path):
 @pytest.fixture
 def live_server(server_factory) -> LiveServer:
     return server_factory()
+
+
+@dataclass
+class WorkerProcess:
+    """The Procfile's `worker` line, started for real."""
+    env: dict
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProcess":
+        command = (ROOT / "Procfile").read_text().split("worker:", 1)[1].splitlines()[0].strip()
+        self.process = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], cwd=ROOT, env=self.env,
+                                        stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        return self
+
+    def kill9(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+@pytest.fixture
+def worker_factory(settings, tmp_path):
+    started: list[WorkerProcess] = []
+
+    def start(**extra_env) -> WorkerProcess:
+        env = settings_env(settings)
+        env.update({key: str(value) for key, value in extra_env.items()})
+        worker = WorkerProcess(env=env, log_path=tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -5,18 +5,21 @@
 //    "resumeHeadMs": <how long that HEAD took>, "requests": [...]}
 //
 //   node tests/js/upload.mjs <endpoint> <file> [--parallel N] [--chunk-size BYTES]
-//        [--filename NAME] [--filetype TYPE] [--abort-at progress|chunk]
+//        [--filename NAME] [--filetype TYPE] [--abort-at progress|chunk] [--throttle BYTES_PER_SECOND]
 //
 // --parallel N      parallelUploads: N partial uploads, then a final one (concatenation extension)
 // --chunk-size B    chunkSize of each PATCH (single stream)
-// --abort-at WHEN   abort the upload mid-PATCH (`progress`: once half of the first chunk has been sent) or after
-//                   the first chunk is acknowledged (`chunk`), then start a new Upload with the same uploadUrl and finish it
+// --abort-at WHEN   abort the upload mid-PATCH (`progress`: once half of the first chunk has been sent) or
+//                   after the first chunk is acknowledged (`chunk`), then start a new Upload with the same
+//                   uploadUrl and finish it
+// --throttle R      send request bodies at R bytes per second, like a slow far-away link
 //
 // Retries are off: any error response from the server makes the script exit 1 with the error on stderr, so
 // a test sees the server's failure instead of a retry hiding it.
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
+import { Readable, Transform } from 'node:stream'
 
 const require = createRequire(import.meta.url)
 let tus
@@ -44,6 +47,7 @@ function parseArgs (argv) {
     else if (flag === '--filename') options.filename = value
     else if (flag === '--filetype') options.filetype = value
     else if (flag === '--abort-at') options.abortAt = value
+    else if (flag === '--throttle') options.throttle = Number(value)
     else throw new Error(`unknown option ${flag}`)
   }
   if (options.abortAt && !['progress', 'chunk'].includes(options.abortAt)) {
@@ -61,6 +65,74 @@ let resumeHeadMs = null
 // --abort-at progress: stop once half a chunk has gone out, so the server is cut off in the middle of a body.
 const abortAfterBytes = Number.isFinite(options.chunkSize) ? Math.max(1, Math.floor(options.chunkSize / 2)) : 1
 
+// A body stream that lets bytes through at a fixed rate.
+class Throttle extends Transform {
+  constructor (bytesPerSecond) {
+    super()
+    this.rate = bytesPerSecond
+    this.started = Date.now()
+    this.passed = 0
+    this.timer = null
+  }
+
+  _transform (chunk, _encoding, done) {
+    const slice = Math.max(1, Math.floor(this.rate / 50))
+    const next = (offset) => {
+      if (this.destroyed || offset >= chunk.length) return done()
+      const piece = chunk.subarray(offset, offset + slice)
+      const due = this.started + ((this.passed + piece.length) / this.rate) * 1000
+      this.timer = setTimeout(() => {
+        this.passed += piece.length
+        this.push(piece)
+        next(offset + piece.length)
+      }, Math.max(0, due - Date.now()))
+    }
+    next(0)
+  }
+
+  _destroy (error, callback) {
+    clearTimeout(this.timer)
+    callback(error)
+  }
+}
+
+// tus-js-client's own Node HTTP stack, with request bodies sent through a Throttle.
+class ThrottledHttpStack {
+  constructor (bytesPerSecond) {
+    this.inner = new tus.DefaultHttpStack()
+    this.rate = bytesPerSecond
+  }
+
+  getName () { return 'ThrottledNodeHttpStack' }
+
+  createRequest (method, url) {
+    const request = this.inner.createRequest(method, url)
+    const rate = this.rate
+    let throttle = null
+    return {
+      getMethod: () => request.getMethod(),
+      getURL: () => request.getURL(),
+      setHeader: (name, value) => request.setHeader(name, value),
+      getHeader: (name) => request.getHeader(name),
+      setProgressHandler: (handler) => request.setProgressHandler(handler),
+      getUnderlyingObject: () => request.getUnderlyingObject(),
+      send (body = null) {
+        if (body instanceof Readable) {
+          throttle = new Throttle(rate)
+          throttle.size = body.size
+          body.pipe(throttle)
+          return request.send(throttle)
+        }
+        return request.send(body)
+      },
+      abort () {
+        if (throttle) throttle.destroy()
+        return request.abort()
+      }
+    }
+  }
+}
+
 function makeUpload (extra) {
   const metadata = { filename: options.filename }
   if (options.filetype) metadata.filetype = options.filetype
@@ -71,6 +143,7 @@ function makeUpload (extra) {
       chunkSize: options.chunkSize,
       parallelUploads: options.parallel,
       retryDelays: null,
+      ...(options.throttle ? { httpStack: new ThrottledHttpStack(options.throttle) } : {}),
       storeFingerprintForResuming: false,
       removeFingerprintOnSuccess: false,
       onAfterResponse (req, res) {
