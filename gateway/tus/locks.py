@@ -18,7 +18,9 @@ import time
 from contextlib import contextmanager
 from typing import Callable
 
-from .errors import Locked
+from redis.exceptions import RedisError
+
+from .errors import Locked, Unavailable
 
 # KEYS[1] lock, KEYS[2] stop flag; ARGV[1] token, ARGV[2] ttl ms.
 # Returns 0 when the lock is no longer ours, 2 when someone asked us to stop, 1 otherwise (and extends it).
@@ -73,7 +75,11 @@ class RedisLocker:
     def lock(self, name: str, on_stop: Callable[[], None] = lambda: None):
         keys = self._keys(name)
         token = secrets.token_hex(16)
-        self._take(keys, token)
+        try:
+            self._take(keys, token)
+        except RedisError as error:
+            raise Unavailable(f"uploads are paused: the lock service is unreachable ({error.__class__.__name__}); "
+                              f"retry shortly", headers={"Retry-After": "5"}) from error
         held = HeldLock()
         finished = threading.Event()
         watchdog = threading.Thread(target=self._watch, args=(keys, token, held, finished, on_stop),
@@ -84,7 +90,10 @@ class RedisLocker:
         finally:
             finished.set()
             watchdog.join()
-            self._release(keys=keys[:1], args=[token])
+            try:
+                self._release(keys=keys[:1], args=[token])
+            except RedisError:
+                pass  # the key runs out by itself within its TTL
 
     def _take(self, keys: list[str], token: str) -> None:
         deadline = time.monotonic() + self.wait
