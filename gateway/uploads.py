@@ -9,9 +9,11 @@ import re
 import unicodedata
 from datetime import datetime, timezone
 
-from . import metrics
+from flask import current_app
+
+from . import events, metrics, refer
 from .extensions import db
-from .models import File, utcnow
+from .models import Analysis, File, utcnow
 from .tus import Hooks, UploadInfo
 
 _MIME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
@@ -50,6 +52,7 @@ def on_created(info: UploadInfo) -> None:
 def on_progress(info: UploadInfo) -> None:
     db.session.query(File).filter(File.id == info.id, File.state == File.UPLOADING).update(
         {File.offset: info.offset, File.length: info.length, File.expires_at: _timestamp(info.expires_at)})
+    events.after_commit(info.id, "upload", {"state": File.UPLOADING, "offset": info.offset, "length": info.length})
     db.session.commit()
 
 
@@ -68,12 +71,19 @@ def on_finished(info: UploadInfo) -> None:
     file.sha256 = info.sha256
     file.completed_at = utcnow()
     file.expires_at = None
+    events.after_commit(info.id, "upload", {"state": File.COMPLETE, "offset": info.offset, "length": info.length,
+                                            "sha256": info.sha256})
+    # "The key is created when the file is first saved on disk": analyses that waited start now.
+    refer.start_waiting(current_app.config["SETTINGS"], info.id)
     db.session.commit()
 
 
 def on_terminated(info: UploadInfo, reason: str) -> None:
     state = File.EXPIRED if reason == "expired" else File.TERMINATED
     db.session.query(File).filter(File.id == info.id).update({File.state: state})
+    for analysis in Analysis.query.filter_by(file_id=info.id, status=Analysis.WAITING):
+        refer.set_status(analysis, Analysis.ERROR, f"upload {state}")
+    events.after_commit(info.id, "upload", {"state": state})
     db.session.commit()
 
 

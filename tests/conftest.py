@@ -182,7 +182,25 @@ class WorkerProcess:
         self.process = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], cwd=ROOT, env=self.env,
                                         stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
                                         start_new_session=True)
+        self.wait_ready()
         return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until all three RQ workers of the supervisor have registered with Redis."""
+        from rq import Worker
+        connection = redis_lib.Redis.from_url(self.env["REDIS_URL"])
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
+                names = {w.name.split("-")[0] for w in Worker.all(connection=connection)}
+                if {"scheduler", "handoff", "analyzer"} <= names:
+                    return
+                time.sleep(0.1)
+        finally:
+            connection.close()
+        raise RuntimeError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
 
     def kill9(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
@@ -211,3 +229,76 @@ def worker_factory(settings, tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+def upload_file(server_url: str, data: bytes, filename: str = "script.txt", filetype: str = "text/plain") -> str:
+    """Upload `data` in one creation-with-upload request; returns the file ID."""
+    import base64
+    meta = f"filename {base64.b64encode(filename.encode()).decode()},filetype {base64.b64encode(filetype.encode()).decode()}"
+    answer = requests.post(server_url + "/files/", data=data, headers={
+        **TUS, "Upload-Length": str(len(data)), "Upload-Metadata": meta,
+        "Content-Type": "application/offset+octet-stream"})
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["Upload-Offset"] == str(len(data))
+    return answer.headers["Location"].rstrip("/").rsplit("/", 1)[1]
+
+
+def start_upload(server_url: str, length: int) -> str:
+    answer = requests.post(server_url + "/files/", headers={**TUS, "Upload-Length": str(length)})
+    assert answer.status_code == 201, answer.text
+    return answer.headers["Location"]
+
+
+class HandoffReceiver:
+    """A local analyzer endpoint: records every hand-off and answers with the statuses it is given."""
+
+    def __init__(self, statuses=()):
+        import http.server
+        import threading
+        self.statuses = list(statuses)
+        self.received: list[dict] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.received.append({"body": body, "headers": dict(self.headers), "at": time.time()})
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def make(statuses=()):
+        made.append(HandoffReceiver(statuses))
+        return made[-1]
+
+    yield make
+    for receiver_ in made:
+        receiver_.close()
+
+
+def wait_until(predicate, timeout=15.0, every=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {message}")

@@ -1,37 +1,105 @@
-"""`python -m workers`: an RQ worker with its scheduler, inside the app context, plus the periodic ticker.
+"""`python -m workers`: the Procfile's worker. A small supervisor over three RQ workers, one per kind of work,
+so that a slow analyzer or an unreachable webhook never delays a key rotation:
 
-A SimpleWorker (no fork per job): jobs are short database and HTTP calls, and a fork per job would cost more
-than the job and break the inherited database connections.
+- `scheduler`: queues `refer` and `default`, with RQ's scheduler and the periodic ticker (refer sweep, upload
+  expiry);
+- `handoff`: deliveries to the analyzer;
+- `analyzer`: the built-in analyzer.
+
+Each is a `SimpleWorker` (no fork per job: jobs are short database and HTTP calls, and a fork per job would
+cost more than the job and break inherited database connections) running in its own process. A child that
+dies is started again; SIGTERM or SIGINT stops them all.
 """
+import argparse
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 
-from rq import Queue, SimpleWorker
-
-from gateway import create_app
-from workers import jobs
-from workers.periodic import Periodic, Ticker
-
-QUEUES = ("default",)
+ROLES = {
+    "scheduler": ("refer", "default"),
+    "handoff": ("handoff",),
+    "analyzer": ("analyzer",),
+}
 
 
-def main() -> None:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def run_role(role: str) -> None:
+    from rq import Queue, SimpleWorker
+
+    from gateway import create_app
+    from workers.periodic import Periodic, Ticker
+
     app = create_app()
     settings = app.config["SETTINGS"]
     redis = app.extensions["redis"]
     with app.app_context():
-        queues = [Queue(name, connection=redis) for name in QUEUES]
-        sweep_every = min(300.0, max(1.0, settings.upload_expiration_seconds / 4))
-        ticker = Ticker(redis, queues[0], [Periodic("expire_uploads", sweep_every, jobs.expire_uploads)])
-        ticker.start()
-        worker = SimpleWorker(queues, connection=redis)
+        queues = [Queue(name, connection=redis) for name in ROLES[role]]
+        ticker = None
+        if role == "scheduler":
+            sweep_every = min(1.0, max(0.1, settings.refer_rotation_seconds / 8))
+            expire_every = min(300.0, max(1.0, settings.upload_expiration_seconds / 4))
+            ticker = Ticker(redis, queues[0], [
+                Periodic("refer_sweep", sweep_every, "workers.jobs.sweep_refer_sessions"),
+                Periodic("expire_uploads", expire_every, "workers.jobs.expire_uploads"),
+            ])
+            ticker.start()
+        worker = SimpleWorker(queues, connection=redis, name=f"{role}-{os.getpid()}")
         try:
-            worker.work(with_scheduler=True)
+            worker.work(with_scheduler=role == "scheduler", logging_level=os.environ.get("LOG_LEVEL", "INFO"))
         finally:
-            ticker.stopped.set()
+            if ticker:
+                ticker.stopped.set()
+
+
+def supervise() -> int:
+    children: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stop)
+
+    def start(role: str) -> None:
+        children[role] = subprocess.Popen([sys.executable, "-m", "workers", "--role", role])
+
+    for role in ROLES:
+        start(role)
+    while not stopping:
+        time.sleep(0.5)
+        for role, child in list(children.items()):
+            if child.poll() is not None and not stopping:
+                logging.warning("worker %s exited with %s; starting it again", role, child.returncode)
+                time.sleep(1.0)
+                start(role)
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for child in children.values():
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return 0
+
+
+def main() -> int:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser(prog="python -m workers")
+    parser.add_argument("--role", choices=sorted(ROLES), help="run one worker instead of the supervisor")
+    args = parser.parse_args()
+    if args.role:
+        run_role(args.role)
+        return 0
+    return supervise()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

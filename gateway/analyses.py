@@ -1,0 +1,107 @@
+"""Analysis requests (SPEC §4): submitting one, restarting its refer session, and what a reader may see."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from . import refer
+from .config import Settings
+from .extensions import db
+from .models import Analysis, Comment, File, ReferSession
+
+
+class AnalysisError(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def _text(value, name: str, limit: int) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise AnalysisError(400, f"{name} must be text")
+    if len(value) > limit:
+        raise AnalysisError(400, f"{name} is longer than {limit} characters")
+    return value.strip()
+
+
+def submit(settings: Settings, fields: dict) -> Analysis:
+    file_id = fields.get("file_id")
+    if not isinstance(file_id, str) or not file_id.strip():
+        raise AnalysisError(400, "file_id is required")
+    target = fields.get("target_audience")
+    if target not in Analysis.AUDIENCES:
+        raise AnalysisError(400, f"target_audience must be one of {', '.join(Analysis.AUDIENCES)}")
+    title = _text(fields.get("title"), "title", 255)
+    comment = _text(fields.get("comment"), "comment", 10000)
+
+    if db.session.get(File, file_id.strip()) is None:
+        raise AnalysisError(404, "no such file")
+    file_id = file_id.strip()
+    refer.lock_file_for_submission(file_id)
+    file = db.session.get(File, file_id, populate_existing=True)
+    if file.state in (File.TERMINATED, File.EXPIRED):
+        db.session.rollback()
+        raise AnalysisError(409, f"the upload was {file.state}; upload the file again")
+    _check_slots(settings, file_id)
+    analysis = Analysis(file_id=file_id, target_audience=target, title=title, status=Analysis.WAITING)
+    db.session.add(analysis)
+    db.session.flush()
+    if comment:
+        db.session.add(Comment(analysis_id=analysis.id, author=Comment.USER, text=comment))
+    if file.state == File.COMPLETE:
+        refer.start_session(settings, analysis)
+    db.session.commit()
+    return analysis
+
+
+def _check_slots(settings: Settings, file_id: str) -> None:
+    if refer.open_analyses(file_id) >= settings.refer_max_sessions:
+        wait = refer.seconds_until_a_slot_frees(file_id, settings)
+        db.session.rollback()
+        raise AnalysisError(429, f"this file already has {settings.refer_max_sessions} open analyses; "
+                                 f"retry in {wait} s", headers={"Retry-After": str(wait)})
+
+
+def restart(settings: Settings, analysis: Analysis) -> Analysis:
+    """A fresh refer session for an analysis whose session expired or failed (the seed had no way back)."""
+    refer.lock_file_for_submission(analysis.file_id)
+    db.session.refresh(analysis)
+    if analysis.status != Analysis.ERROR:
+        db.session.rollback()
+        raise AnalysisError(409, f"the analysis is {analysis.status}; only one in error can be restarted")
+    file = db.session.get(File, analysis.file_id)
+    if file.state != File.COMPLETE:
+        db.session.rollback()
+        raise AnalysisError(409, f"the upload is {file.state}; it must be complete")
+    _check_slots(settings, analysis.file_id)
+    refer.start_session(settings, analysis)
+    db.session.commit()
+    return analysis
+
+
+def describe(analysis: Analysis) -> dict:
+    session = db.session.scalar(select(ReferSession).where(ReferSession.analysis_id == analysis.id)
+                                .order_by(ReferSession.id.desc()).limit(1))
+    data = {"id": analysis.id, "file_id": analysis.file_id, "status": analysis.status,
+            "target_audience": analysis.target_audience, "title": analysis.title,
+            "created_at": analysis.created_at.isoformat(),
+            "refer_state": session.state if session else None}
+    if analysis.reason:
+        data["reason"] = analysis.reason
+    return data
+
+
+def snapshot(file_id: str) -> dict:
+    """What a browser watching the file sees first: the upload and every analysis with its status."""
+    db.session.expire_all()
+    file = db.session.get(File, file_id)
+    analyses = db.session.scalars(select(Analysis).where(Analysis.file_id == file_id).order_by(Analysis.id)).all()
+    return {
+        "file": {"id": file.id, "state": file.state, "offset": file.offset, "length": file.length,
+                 "filename": file.filename, "content_type": file.content_type, "sha256": file.sha256},
+        "analyses": [{"analysis_id": a.id, "status": a.status, "reason": a.reason,
+                      "target_audience": a.target_audience, "title": a.title} for a in analyses],
+    }

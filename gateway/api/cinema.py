@@ -1,0 +1,69 @@
+"""`/cinema/`: analysis requests."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+
+from .. import analyses
+from ..extensions import db
+from ..models import Analysis
+from .auth import bearer_ok, shows_file_id
+
+bp = Blueprint("cinema", __name__)
+
+
+def _fields() -> dict:
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise analyses.AnalysisError(400, "the body must be a JSON object")
+        return body
+    return request.form.to_dict()
+
+
+def _error(error: analyses.AnalysisError):
+    return jsonify(error=error.message), error.status, error.headers
+
+
+def events_url(file_id: str) -> str:
+    public = current_app.config["SETTINGS"].public_url
+    path = url_for("events.file_events", file_id=file_id)
+    return (public + path) if public else url_for("events.file_events", file_id=file_id, _external=True)
+
+
+@bp.post("/cinema/")
+def submit():
+    try:
+        analysis = analyses.submit(current_app.config["SETTINGS"], _fields())
+    except analyses.AnalysisError as error:
+        return _error(error)
+    return jsonify(id=analysis.id, file_id=analysis.file_id, status=analysis.status,
+                   events_url=events_url(analysis.file_id)), 201
+
+
+def _readable(analysis_id: int, file_id: str | None) -> Analysis | None:
+    analysis = db.session.get(Analysis, analysis_id)
+    if analysis is None or not (bearer_ok() or shows_file_id(analysis.file_id, file_id)):
+        return None
+    return analysis
+
+
+@bp.get("/cinema/<int:analysis_id>/")
+def show(analysis_id: int):
+    analysis = _readable(analysis_id, request.args.get("file_id"))
+    if analysis is None:
+        return jsonify(error="no such analysis"), 404
+    return jsonify(analyses.describe(analysis))
+
+
+@bp.post("/cinema/<int:analysis_id>/refer/")
+def restart(analysis_id: int):
+    body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    file_id = body.get("file_id") if isinstance(body, dict) else None
+    analysis = _readable(analysis_id, file_id)
+    if analysis is None:
+        return jsonify(error="no such analysis"), 404
+    try:
+        analyses.restart(current_app.config["SETTINGS"], analysis)
+    except analyses.AnalysisError as error:
+        return _error(error)
+    return jsonify(analyses.describe(analysis)), 201
