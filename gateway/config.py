@@ -82,6 +82,7 @@ class Settings:
     analyzer_token: str = ""
     cors_origins: tuple[str, ...] = ("*",)
     trust_proxy: int = 0
+    sse_heartbeat_seconds: float = 15.0
 
     @property
     def default_public_url(self) -> str:
@@ -129,4 +130,5 @@ class Settings:
             or _kept_secret(instance_dir / "analyzer_token", lambda: secrets.token_urlsafe(32)),
             cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "*").split(",") if o.strip()),
             trust_proxy=_positive_int(env.get("TRUST_PROXY", "0"), "TRUST_PROXY"),
+            sse_heartbeat_seconds=_seconds(env.get("SSE_HEARTBEAT_SECONDS", "15"), "SSE_HEARTBEAT_SECONDS"),
         )

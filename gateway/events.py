@@ -22,7 +22,6 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 KEEP = 2000
-HEARTBEAT_SECONDS = 15.0
 QUEUE_LIMIT = 1000
 
 
@@ -192,8 +191,7 @@ class EventHub:
                             break
 
 
-def stream(hub: EventHub, file_id: str, snapshot, last_event_id: str | None,
-           heartbeat: float = HEARTBEAT_SECONDS):
+def stream(hub: EventHub, file_id: str, snapshot, last_event_id: str | None, heartbeat: float):
     """The text/event-stream body: a snapshot, then what was missed, then live events, with heartbeats.
 
     `snapshot()` is called after subscribing, so nothing that happens while it is read can be missed (at worst

@@ -18,7 +18,7 @@ def gateway(server_factory, worker_factory, receiver, app):
     hook = receiver()
     env = dict(SHORT, ANALYZER_URL=hook.url)
     server = server_factory(**env)
-    worker_factory(**env)
+    worker_factory(**env, PUBLIC_URL=server.url)
     server.hook = hook
     return server
 
@@ -177,7 +177,7 @@ def test_concurrent_first_downloads_race_a_rotation(server_factory, worker_facto
     hook = receiver()
     env = dict(SHORT, REFER_ROTATION_SECONDS=0.3, REFER_GRACE_SECONDS=0.3, ANALYZER_URL=hook.url)
     server = server_factory(workers=2, **env)
-    worker_factory(**env)
+    worker_factory(**env, PUBLIC_URL=server.url)
     data = os.urandom(50_000)
     file_id = upload_file(server.url, data)
     for _ in range(3):

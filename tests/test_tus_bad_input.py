@@ -26,7 +26,7 @@ import os
 import re
 import secrets
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -73,7 +73,7 @@ def hostile(tmp_path_factory, database_url):
         "DATABASE_URL": database_url, "REDIS_URL": TEST_REDIS_URL, "UPLOAD_MAX_SIZE": str(MAX_SIZE),
     })
     log = base / "gunicorn.log"
-    server = LiveServer(env=settings_env(settings), workers=1, log_path=log)
+    server = LiveServer(env=settings_env(settings), workers=2, log_path=log)
     try:
         server.start()
     except Exception:
@@ -457,6 +457,9 @@ CASES = [
          create(("Upload-Length", "5"), CT, body=b"0123456789")),
     Case("creation-with-upload-chunked-body-past-the-length", 413, r"past|exceed|too large|length",
          create(("Upload-Length", "5"), CT, ("Transfer-Encoding", "chunked"), body=chunked(b"0123", b"456789"))),
+    Case("deferred-creation-with-upload-content-length-over-tus-max-size", 413,
+         r"past|exceed|too large|Tus-Max-Size",
+         create(("Upload-Defer-Length", "1"), CT, ("Content-Length", str(MAX_SIZE + 1)))),
     Case("deferred-content-length-over-tus-max-size", 413, r"past|exceed|too large|Tus-Max-Size",
          patch_deferred(body=b"", extra=(("Content-Length", str(MAX_SIZE)),))),
     Case("patch-bytes-onto-a-finished-upload", 413, r"past|exceed|too large|complete|length",
@@ -513,6 +516,11 @@ CASES = [
          lambda ctx: Req("DELETE", f"/files/{ctx.victim.id}.info/", [T])),
     Case("delete-id-dot-dot", 404, NOT_FOUND,
          lambda ctx: Req("DELETE", "/files/%2e%2e/", [T])),
+    # With a naive join, root/".."/"../media/uploads/XX/<id>" is the good upload's own file.
+    Case("delete-traversal-onto-a-good-upload", 404, NOT_FOUND,
+         lambda ctx: Req("DELETE", f"/files/..%2fmedia%2fuploads%2f{ctx.victim.id[:2]}%2f{ctx.victim.id}/", [T])),
+    Case("patch-traversal-onto-a-good-upload", 404, NOT_FOUND,
+         patch_at(lambda ctx: f"/files/..%2fmedia%2fuploads%2f{ctx.victim.id[:2]}%2f{ctx.victim.id}/")),
     Case("head-traversal-to-another-upload", 404, None,
          lambda ctx: Req("HEAD", f"/files/x%2f..%2f{ctx.victim.id[:2]}%2f{ctx.victim.id}/", [T])),
     Case("unknown-id-patch", 404, NOT_FOUND, patch_at(lambda ctx: f"/files/{FAKE_ID}/",
@@ -555,6 +563,12 @@ CASES = [
          concat(lambda ctx: f"final;{ctx.path('part')} {ctx.path('deleted_part')}"), needs=("part", "deleted_part")),
     Case("concat-final-with-upload-length", 400, r"Upload-Length",
          concat(lambda ctx: f"final;{ctx.path('part')}", ("Upload-Length", "1004")), needs=("part",)),
+    Case("concat-final-with-upload-defer-length", 400, r"Upload-Defer-Length|Upload-Length",
+         concat(lambda ctx: f"final;{ctx.path('part')}", ("Upload-Defer-Length", "1")), needs=("part",)),
+    Case("concat-final-naming-a-final-upload", 400, r"partial",
+         concat(lambda ctx: f"final;{ctx.path('final')}"), needs=("final",)),
+    Case("concat-partial-over-tus-max-size", 413, r"Tus-Max-Size",
+         concat(lambda ctx: "partial", ("Upload-Length", str(MAX_SIZE + 1)))),
     Case("concat-final-parts-over-tus-max-size", 413, r"Tus-Max-Size|too large|exceed",
          concat(lambda ctx: "final;" + " ".join([ctx.path("big_part")] * 64)), needs=("big_part",)),
     Case("concat-final-absurdly-many-parts", 400, r"part",
@@ -619,6 +633,10 @@ CASES = [
          patch_victim(body=b"", extra=(("Content-Length", "-1"),))),
     Case("content-length-twice-disagreeing", 400, r"header|content-length",
          patch_victim(body=b"xx", extra=(("Content-Length", "1"), ("Content-Length", "2")))),
+    Case("pipelined-delete-after-connection-close", 409, r"offset",
+         lambda ctx: patch_victim(offset=lambda c: "0", body=f"DELETE {ctx.victim.path} HTTP/1.1\r\nHost: x\r\n"
+                                  "Tus-Resumable: 1.0.0\r\n\r\n".encode(), extra=(("Content-Length", "0"),))(ctx),
+         headers=victim_offset),
     Case("patch-malformed-chunked-body", 400, r"chunk|body|malformed",
          patch_victim(body=b"zz\r\nabc\r\n0\r\n\r\n", extra=(("Transfer-Encoding", "chunked"),))),
     Case("creation-with-upload-malformed-chunked-body", 400, r"chunk|body|malformed",
@@ -671,13 +689,13 @@ def test_bad_request(hostile, case):
             else:
                 assert reply.headers.get(name) == value, f"{name}: {reply.headers.get(name)!r}, want {value!r}"
 
-    # Nothing outside MEDIA_ROOT; inside, only upload files.
+    # Nothing outside MEDIA_ROOT; in the uploads directory, only upload files, each in its own folder.
     assert outside_tree(hostile) - outside_before == set(), "a file appeared outside MEDIA_ROOT"
     media_after = media_files(hostile)
     for path in media_after:
-        if path != "uploads" and not re.match(r"^uploads/[A-Za-z0-9_-]{2}$", path):
+        if path.startswith("uploads/") and not re.match(r"^uploads/[A-Za-z0-9_-]{2}$", path):
             match = UPLOAD_FILE.match(path)
-            assert match and match.group(2)[:2] == match.group(1), f"stray file in MEDIA_ROOT: {path}"
+            assert match and match.group(2)[:2] == match.group(1), f"stray file in the uploads directory: {path}"
 
     # Nothing half-written: a refused request leaves files and rows exactly as they were.
     rows_after = file_rows(hostile)

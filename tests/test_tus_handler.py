@@ -15,6 +15,7 @@ class BytesBody:
     def __init__(self, data: bytes):
         self._stream = io.BytesIO(data)
         self.broken = False
+        self.malformed = None
 
     def read(self, size):
         return self._stream.read(size)

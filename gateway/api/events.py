@@ -20,7 +20,8 @@ def respond(file_id: str):
             return analyses.snapshot(file_id)
 
     last_event_id = events.valid_event_id(request.headers.get("Last-Event-ID"))
-    body = events.stream(app.extensions["event_hub"], file_id, snapshot, last_event_id)
+    body = events.stream(app.extensions["event_hub"], file_id, snapshot, last_event_id,
+                         heartbeat=app.config["SETTINGS"].sse_heartbeat_seconds)
     return Response(body, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -6,6 +6,7 @@ import socket
 import weakref
 
 from flask import Blueprint, Response, current_app, request
+from gunicorn.http.errors import ParseException as FramingError
 
 from .. import uploads
 from ..tus import DiskStore, RedisLocker, TusHandler, TusRequest
@@ -22,6 +23,7 @@ class WsgiBody:
         # gunicorn hands us the connection; shutting its read side down wakes a read blocked on a dead peer.
         self._socket = environ.get("gunicorn.socket") or environ.get("gunicorn.sock")
         self.broken = False
+        self.malformed: str | None = None
         _bodies_in_flight.add(self)
 
     def read(self, size: int) -> bytes:
@@ -29,7 +31,11 @@ class WsgiBody:
             return b""
         try:
             return self._stream.read(size)
-        except Exception:  # reset, timeout, malformed chunking: all mean "no more body"
+        except FramingError as error:  # e.g. a chunk size that is not hex: the client's fault, not the network's
+            self.broken = True
+            self.malformed = f"{error.__class__.__name__}: {error}"[:200]
+            return b""
+        except Exception:  # reset, timeout: the connection is gone
             self.broken = True
             return b""
 

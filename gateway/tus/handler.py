@@ -28,8 +28,10 @@ MAX_INT64 = 2 ** 63 - 1
 
 
 class Body(Protocol):
-    """A request body as a stream. `read` returns b"" at its end, or when the connection broke (then `broken`)."""
+    """A request body as a stream. `read` returns b"" at its end, or when the connection broke (then `broken`;
+    and `malformed` says why when the client's framing, not the network, was at fault)."""
     broken: bool
+    malformed: str | None
 
     def read(self, size: int) -> bytes: ...
 
@@ -64,6 +66,12 @@ def _parse_size(value: str | None, name: str) -> int | None:
     if not _DIGITS.match(value) or int(value) > MAX_INT64:
         raise BadRequest(f"{name} must be a non-negative 64-bit integer, got {value[:40]!r}")
     return int(value)
+
+
+def _carries_body(req: TusRequest) -> bool:
+    if req.content_length is not None:
+        return req.content_length > 0
+    return req.body is not None and req.headers.get("Transfer-Encoding", "").lower() == "chunked"
 
 
 class TusHandler:
@@ -143,8 +151,7 @@ class TusHandler:
         meta = metadata.parse(req.headers.get("Upload-Metadata"))
         length_header = req.headers.get("Upload-Length")
         defer_header = req.headers.get("Upload-Defer-Length")
-        has_body = bool(req.content_length) or (req.content_length is None and req.body is not None
-                                                and req.headers.get("Transfer-Encoding", "").lower() == "chunked")
+        has_body = _carries_body(req)
         parts: list[UploadInfo] = []
         if concat == "final":
             if length_header is not None or defer_header is not None:
@@ -174,28 +181,35 @@ class TusHandler:
             self._check_content_type(req)
             expected = checksum.parse(req.headers.get("Upload-Checksum"))
 
+        if has_body and req.content_length is not None:
+            room = length if length is not None else self.max_size
+            if req.content_length > room:
+                raise TooLarge(f"the body ({req.content_length} bytes) goes past the upload's end ({room} bytes)")
+
         now = time.time()
         info = UploadInfo(id=secrets.token_urlsafe(24), length=length, metadata=meta, concat=concat,
                           parts=[part.id for part in parts], created_at=now,
                           expires_at=now + self.expiration_seconds)
         self.store.create(info)
-        if not info.is_partial:
-            try:
-                self.hooks.fire("created", info)
-            except Exception:
-                self.store.terminate(info.id, "refused at creation")
-                self.store.purge(info.id)
-                raise
         headers = self._base_headers()
         headers["Location"] = req.base_url + info.id + "/"
         with self.locker.lock(info.id, on_stop=req.body.abort if req.body else (lambda: None)) as held:
-            info = self.store.get(info.id)
-            if concat == "final":
-                self.store.concatenate(info, parts)
+            try:
                 info = self.store.get(info.id)
+                if concat == "final":
+                    self.store.concatenate(info, parts)
+                    info = self.store.get(info.id)
+                elif has_body:
+                    info = self._receive(req, info, held, expected)
+                # Announced only once the creation stands: a refused body leaves no upload and no row behind.
+                if not info.is_partial:
+                    self.hooks.fire("created", info)
+            except BaseException:
+                self.store.terminate(info.id, "refused at creation")
+                self.store.purge(info.id)
+                raise
+            if concat == "final":
                 self._retire_parts(parts)
-            elif has_body:
-                info = self._receive(req, info, held, expected)
             self._complete_if_done(info)
         if has_body:
             headers["Upload-Offset"] = str(info.offset)
@@ -292,8 +306,10 @@ class TusHandler:
                 raise Conflict(f"Upload-Offset {offset} does not match the upload's offset {info.offset}",
                                headers={"Upload-Offset": str(info.offset)})
             if info.completed:
-                raise Forbidden("the upload is already complete")
-            info = self._receive(req, info, held, expected)
+                if _carries_body(req):
+                    raise TooLarge("the upload is complete; the body goes past Upload-Length")
+            else:
+                info = self._receive(req, info, held, expected)
             self._complete_if_done(info)
         headers = self._base_headers()
         headers["Upload-Offset"] = str(info.offset)
@@ -364,6 +380,9 @@ class TusHandler:
             if overrun:
                 writer.rollback()
                 raise TooLarge(f"the body goes past the upload's end ({limit} bytes left); chunk discarded")
+            if body.malformed:
+                writer.rollback()
+                raise BadRequest(f"the request body is malformed ({body.malformed}); chunk discarded")
             if expected is not None:
                 if cut:
                     writer.rollback()
