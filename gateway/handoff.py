@@ -33,10 +33,14 @@ def _queue(name: str) -> Queue:
     return Queue(name, connection=current_app.extensions["redis"])
 
 
+def _queued_key(session_id: int) -> str:
+    return f"handoff:queued:{session_id}"
+
+
 def enqueue_delivery(session_id: int) -> None:
     """Queue a delivery attempt, unless one was queued moments ago (the sweep asks again while it is due)."""
     redis = current_app.extensions["redis"]
-    if redis.set(f"handoff:queued:{session_id}", "1", nx=True, px=2000):
+    if redis.set(_queued_key(session_id), "1", nx=True, px=int(LEASE_SECONDS * 1000)):
         _queue(HANDOFF_QUEUE).enqueue("workers.jobs.deliver_handoff", session_id,
                                       job_timeout=int(LEASE_SECONDS * 2), result_ttl=60)
 
@@ -83,6 +87,7 @@ def deliver(settings: Settings, session_id: int) -> str:
     """One attempt, if one is due. Returns what happened: "not due", "delivered", "retry" or "failed"."""
     from .refer import set_status
 
+    current_app.extensions["redis"].delete(_queued_key(session_id))  # from here on, a new attempt may queue
     now = time.time()
     if not _claim(session_id, now):
         return "not due"

@@ -187,14 +187,18 @@ class WorkerProcess:
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Until all three RQ workers of the supervisor have registered with Redis."""
+        from datetime import datetime, timedelta, timezone
+
         from rq import Worker
         connection = redis_lib.Redis.from_url(self.env["REDIS_URL"])
+        started = datetime.now(timezone.utc) - timedelta(seconds=1)
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
-                names = {w.name.split("-")[0] for w in Worker.all(connection=connection)}
+                names = {w.name.split("-")[0] for w in Worker.all(connection=connection)
+                         if w.birth_date and w.birth_date.replace(tzinfo=timezone.utc) >= started}
                 if {"scheduler", "handoff", "analyzer"} <= names:
                     return
                 time.sleep(0.1)

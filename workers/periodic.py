@@ -27,6 +27,12 @@ class Periodic:
     def timeout(self) -> int:
         return max(60, int(self.every * 10))
 
+    @property
+    def busy_ms(self) -> int:
+        """How long a run may hold off the next. Short: a worker killed mid-run must not stall the beat, and a
+        second run overlapping a slow one is harmless (the jobs are idempotent)."""
+        return int(max(2.0, self.every * 4) * 1000)
+
 
 def _busy_key(name: str) -> str:
     return f"periodic:{name}:busy"
@@ -55,11 +61,16 @@ class Ticker(threading.Thread):
             if self.redis.exists(_busy_key(periodic.name)):
                 continue
             if self.redis.set(f"periodic:{periodic.name}", "1", nx=True, px=max(1, int(periodic.every * 1000))):
-                self.redis.set(_busy_key(periodic.name), "1", px=periodic.timeout * 1000)
+                self.redis.set(_busy_key(periodic.name), "1", px=periodic.busy_ms)
                 self.queue.enqueue(run_periodic, periodic.name, periodic.job, job_timeout=periodic.timeout,
                                    result_ttl=0)
 
     def run(self) -> None:
+        # A worker killed mid-run left its busy marks behind; at worst clearing them overlaps one run.
+        try:
+            self.redis.delete(*[_busy_key(periodic.name) for periodic in self.schedule])
+        except Exception:
+            log.warning("could not clear busy marks", exc_info=True)
         while not self.stopped.wait(self.resolution):
             try:
                 self.tick()
