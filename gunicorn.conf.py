@@ -4,6 +4,9 @@ gevent workers: an event stream or a slow far-away upload holds a connection for
 greenlet, so hundreds of them do not starve the rest.
 """
 import os
+import re
+
+from gunicorn.glogging import Logger
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 worker_class = "gevent"
@@ -21,6 +24,21 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The shared per-user control socket would make two gateways on one machine fight over it.
 control_socket_disable = True
 accesslog = os.environ.get("ACCESS_LOG", "-")
+
+
+class RedactingLogger(Logger):
+    """Refer keys (and file IDs given as query parameters) are credentials: never in the access log."""
+    SECRET = re.compile(r"(/download/)[^/?\s]+|(file_id=)[^&\s]+")
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for name in ("r", "U", "q"):
+            if isinstance(atoms.get(name), str):
+                atoms[name] = self.SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "…", atoms[name])
+        return atoms
+
+
+logger_class = RedactingLogger
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
 
 

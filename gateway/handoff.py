@@ -105,7 +105,9 @@ def deliver(settings: Settings, session_id: int) -> str:
         except requests.RequestException as failure:
             error = f"analyzer unreachable: {failure.__class__.__name__}"
     else:
-        _queue(ANALYZER_QUEUE).enqueue("workers.analyzer.run", body, job_timeout=3600)
+        # The description replaces the arguments in RQ's logs: the payload carries the refer key.
+        _queue(ANALYZER_QUEUE).enqueue("workers.analyzer.run", body, job_timeout=3600,
+                                       description=f"built-in analysis of analysis {body['analysis_id']}")
 
     if error is None:
         db.session.execute(update(ReferSession).where(

@@ -196,3 +196,15 @@ def test_concurrent_first_downloads_race_a_rotation(server_factory, worker_facto
         time.sleep(0.8)
         after = session_of(analysis_id)
         assert after.rotations == frozen.rotations and after.next_rotation_at is None
+
+
+def test_refer_keys_never_reach_the_access_log(gateway):
+    file_id = upload_file(gateway.url, b"secret script")
+    analysis_id = submit(gateway, file_id).json()["id"]
+    key = key_text(session_of(analysis_id).current_key_id)
+    assert requests.get(f"{gateway.url}/download/{key}/").status_code == 200
+    requests.get(f"{gateway.url}/cinema/{analysis_id}/", params={"file_id": file_id})
+    time.sleep(0.5)
+    log = gateway.log_path.read_text()
+    assert "/download/…/" in log
+    assert key not in log and f"file_id={file_id}" not in log
