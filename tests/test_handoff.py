@@ -74,7 +74,7 @@ def test_undeliverable_handoff_ends_in_error(server_factory, worker_factory, rec
 
 def test_without_analyzer_url_the_builtin_analyzer_fetches_by_refer(server_factory, worker_factory, app):
     server = server_factory(**SHORT)
-    worker_factory(**SHORT, PUBLIC_URL=server.url)
+    worker = worker_factory(**SHORT, PUBLIC_URL=server.url)
     data = os.urandom(2 * 1024 * 1024)
     file_id = upload_file(server.url, data)
     analysis_id = requests.post(server.url + "/cinema/", json={"file_id": file_id,
@@ -89,3 +89,7 @@ def test_without_analyzer_url_the_builtin_analyzer_fetches_by_refer(server_facto
 
     session = wait_until(frozen, timeout=20, message="the built-in analyzer's download")
     assert session.handoff_state == "delivered"
+    from gateway.models import ReferKey
+    keys = [k.key for k in ReferKey.query.filter_by(session_id=session.id)]
+    logs = worker.log_path.read_text() + server.log_path.read_text()
+    assert keys and not any(key in logs for key in keys), "a refer key reached a log"
