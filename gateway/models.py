@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -33,10 +33,6 @@ class File(db.Model):
     # the open analyses and adding one happen atomically.
     submissions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    @property
-    def size(self) -> int | None:
-        return self.length if self.state == self.COMPLETE else None
-
     def __repr__(self) -> str:
         return f"<File {self.id[:8]}… {self.state} {self.filename!r}>"
 
@@ -54,6 +50,14 @@ class Analysis(db.Model):
     reason: Mapped[str | None] = mapped_column(String(255))
     target_audience: Mapped[str | None] = mapped_column(String(4))
     title: Mapped[str] = mapped_column(String(255), default="")
+    suggested_age_rating: Mapped[str | None] = mapped_column(String(4))
+    # The analyzer's result file: stored under MEDIA_ROOT/results/, fetched by the uploader at
+    # /results/<result_key>/ (the unguessable key is the capability).
+    result_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    result_filename: Mapped[str | None] = mapped_column(String(255))
+    result_content_type: Mapped[str | None] = mapped_column(String(255))
+    result_size: Mapped[int | None] = mapped_column(BigInteger)
+    result_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -107,8 +111,31 @@ class ReferKey(db.Model):
     issued_at: Mapped[float] = mapped_column(Float(precision=53))
 
 
+SEVERITIES = ("----", "None", "mild", "moderate", "severe")  # the seed's list: not assessed … severe
+
+
+class BasisViolation(db.Model):
+    """One category of the classification of harmful content (the violations catalog)."""
+    __tablename__ = "basis_violation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)  # Russian, as in the workbook
+    name_en: Mapped[str] = mapped_column(String(255), default="")
+    context: Mapped[str] = mapped_column(Text, default="")
+    age_marks: Mapped[str] = mapped_column(String(64), default="")  # as written: "12+ / 16+"
+    age_min: Mapped[str | None] = mapped_column(String(4))  # parsed bounds; None when no age applies
+    age_max: Mapped[str | None] = mapped_column(String(4))
+    marks: Mapped[str] = mapped_column(Text, default="")
+    # Set when an analyst edits the row in the admin: a reload keeps it unless forced.
+    edited: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Comment(db.Model):
-    """A remark on an analysis, by the user or by the analyzer ("AI")."""
+    """A remark on an analysis, by the user or by the analyzer ("AI"), optionally about one violation."""
     __tablename__ = "comment"
 
     USER, AI = "User", "AI"
@@ -117,4 +144,66 @@ class Comment(db.Model):
     analysis_id: Mapped[int] = mapped_column(ForeignKey("analysis.id", ondelete="CASCADE"), index=True)
     author: Mapped[str] = mapped_column(String(8))
     text: Mapped[str] = mapped_column(Text, default="")
+    violation_id: Mapped[int | None] = mapped_column(ForeignKey("basis_violation.id", ondelete="SET NULL"))
+    severity: Mapped[str] = mapped_column(String(8), default="----", server_default="----")
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    location: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    quote: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    analysis: Mapped[Analysis] = relationship(backref="comments")
+    violation: Mapped[BasisViolation | None] = relationship()
+
+
+class Recommendation(db.Model):
+    """The one combined verdict of an analysis, user and analyzer together."""
+    __tablename__ = "recommendation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    analysis_id: Mapped[int] = mapped_column(ForeignKey("analysis.id", ondelete="CASCADE"), unique=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    rating: Mapped[str] = mapped_column(String(8), default="----")  # a severity
+    age_rating: Mapped[str | None] = mapped_column(String(4))
+    user_comment_id: Mapped[int | None] = mapped_column(ForeignKey("comment.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    analysis: Mapped[Analysis] = relationship(backref=db.backref("recommendation", uselist=False))
+    counts: Mapped[list["ViolationCount"]] = relationship(back_populates="recommendation",
+                                                          cascade="all, delete-orphan")
+
+
+class ViolationCount(db.Model):
+    """How often one violation occurs in an analysed script, and how severe, as the recommendation states."""
+    __tablename__ = "violation_count"
+    __table_args__ = (UniqueConstraint("recommendation_id", "violation_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recommendation_id: Mapped[int] = mapped_column(ForeignKey("recommendation.id", ondelete="CASCADE"), index=True)
+    violation_id: Mapped[int] = mapped_column(ForeignKey("basis_violation.id", ondelete="CASCADE"))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    severity: Mapped[str] = mapped_column(String(8), default="----")
+
+    recommendation: Mapped[Recommendation] = relationship(back_populates="counts")
+    violation: Mapped[BasisViolation] = relationship()
+
+
+class User(db.Model):
+    """An analyst who may use /admin/ and /cms/. Passwords are stored hashed (werkzeug's scrypt)."""
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        from werkzeug.security import generate_password_hash
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        from werkzeug.security import check_password_hash
+        return check_password_hash(self.password_hash, password)
+
+    def __str__(self) -> str:
+        return self.username
