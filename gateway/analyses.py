@@ -82,11 +82,16 @@ def restart(settings: Settings, analysis: Analysis) -> Analysis:
     return analysis
 
 
-def describe(analysis: Analysis) -> dict:
+def describe(settings: Settings, analysis: Analysis) -> dict:
+    from . import findings
+
     session = db.session.scalar(select(ReferSession).where(ReferSession.analysis_id == analysis.id)
                                 .order_by(ReferSession.id.desc()).limit(1))
     data = {"id": analysis.id, "file_id": analysis.file_id, "status": analysis.status,
             "target_audience": analysis.target_audience, "title": analysis.title,
+            "suggested_age_rating": analysis.suggested_age_rating,
+            "violations": findings.violation_counts(analysis),
+            "result_url": findings.result_url(settings, analysis),
             "created_at": analysis.created_at.isoformat(),
             "refer_state": session.state if session else None}
     if analysis.reason:

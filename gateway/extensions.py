@@ -6,6 +6,7 @@ import logging
 import redis
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase, Session
 
@@ -16,6 +17,8 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+# Checked explicitly by the views that take browser POSTs (tus and bearer-token calls are exempt by design).
+csrf = CSRFProtect()
 
 
 def connect_redis(url: str) -> redis.Redis:

@@ -1,7 +1,9 @@
 """Cross-cutting HTTP behaviour: CORS for browsers, and X-HTTP-Method-Override for clients behind old proxies."""
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, jsonify, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
 
 EXPOSED_HEADERS = ("Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata, Upload-Defer-Length, "
                    "Upload-Concat, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, "
@@ -56,3 +58,17 @@ def install_cors(app: Flask, origins: tuple[str, ...]) -> None:
             if origin != "*":
                 response.headers.add("Vary", "Origin")
         return response
+
+
+def install_error_pages(app: Flask) -> None:
+    """Errors of the JSON API answer in JSON, saying what was wrong (the tus routes answer in text themselves)."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_refused(error: CSRFError):
+        return jsonify(error=f"CSRF check failed: {error.description} (send X-CSRFToken from GET /csrftoken/)"), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.response is not None:  # abort(response): already says what it means
+            return error.response
+        return jsonify(error=error.description or error.name), error.code

@@ -42,6 +42,8 @@ def main() -> int:
 
     subprocess.run([sys.executable, "-m", "flask", "--app", "gateway.wsgi", "db", "upgrade"], cwd=PROJECT_ROOT,
                    env=env, check=True)
+    subprocess.run([sys.executable, "-m", "flask", "--app", "gateway.wsgi", "load_violations"], cwd=PROJECT_ROOT,
+                   env=env, check=True)
     print(f"gateway: {settings.default_public_url}/   analyzer token: {settings.analyzer_token}", flush=True)
 
     children = [subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], cwd=PROJECT_ROOT, env=env)

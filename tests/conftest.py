@@ -306,3 +306,11 @@ def wait_until(predicate, timeout=15.0, every=0.05, message="condition"):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {message}")
+
+
+def browser(server_url: str) -> requests.Session:
+    """A client that behaves like the uploader's page: session cookie plus X-CSRFToken on its POSTs."""
+    session = requests.Session()
+    token = session.get(server_url + "/csrftoken/").json()["csrfToken"]
+    session.headers["X-CSRFToken"] = token
+    return session

@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from conftest import TUS, start_upload
+from conftest import TUS, start_upload, browser
 from sse import SSEClient
 
 SHORT = dict(REFER_ROTATION_SECONDS=1, REFER_LIFETIME_SECONDS=30, REFER_GRACE_SECONDS=0.5,
@@ -31,7 +31,7 @@ def test_stream_shows_snapshot_upload_status_refer_and_downloading(gateway):
     snapshot = watcher.wait_for(lambda e: e["event"] == "snapshot")[0]["json"]
     assert snapshot["file"]["state"] == "uploading" and snapshot["analyses"] == []
 
-    created = requests.post(gateway.url + "/cinema/", json={"file_id": file_id, "target_audience": "16+"})
+    created = browser(gateway.url).post(gateway.url + "/cinema/", json={"file_id": file_id, "target_audience": "16+"})
     analysis_id = created.json()["id"]
     assert created.json()["events_url"] == f"{gateway.url}/events/{file_id}/"
     half = len(data) // 2
@@ -70,7 +70,7 @@ def test_last_event_id_replays_exactly_what_was_missed(gateway):
     cut = seen[3]["id"]
     missed = [e["id"] for e in seen[4:]]
     # More happens while nobody watches.
-    analysis_id = requests.post(gateway.url + "/cinema/", json={"file_id": file_id,
+    analysis_id = browser(gateway.url).post(gateway.url + "/cinema/", json={"file_id": file_id,
                                                                 "target_audience": "0+"}).json()["id"]
     time.sleep(1.5)
     second = SSEClient(f"{gateway.url}/events/{file_id}/", last_event_id=cut)

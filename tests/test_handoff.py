@@ -6,7 +6,7 @@ import os
 
 import requests
 
-from conftest import upload_file, wait_until
+from conftest import upload_file, wait_until, browser
 
 SHORT = dict(REFER_ROTATION_SECONDS=2, REFER_LIFETIME_SECONDS=20, REFER_GRACE_SECONDS=1,
              REFER_FROZEN_TTL_SECONDS=30)
@@ -20,7 +20,7 @@ def test_signed_handoff_is_retried_after_500s_with_the_current_key(server_factor
     data = os.urandom(10_000)
     file_id = upload_file(server.url, data, "Сцена.docx",
                           "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
-    analysis_id = requests.post(server.url + "/cinema/", json={"file_id": file_id, "target_audience": "18+",
+    analysis_id = browser(server.url).post(server.url + "/cinema/", json={"file_id": file_id, "target_audience": "18+",
                                                                "title": "Night"}).json()["id"]
     wait_until(lambda: len(hook.received) >= 3, timeout=15, message="three attempts")
     attempts = hook.received
@@ -62,7 +62,7 @@ def test_undeliverable_handoff_ends_in_error(server_factory, worker_factory, rec
     server = server_factory(**env)
     worker_factory(**env, PUBLIC_URL=server.url)
     file_id = upload_file(server.url, b"script")
-    analysis_id = requests.post(server.url + "/cinema/", json={"file_id": file_id,
+    analysis_id = browser(server.url).post(server.url + "/cinema/", json={"file_id": file_id,
                                                                "target_audience": "6+"}).json()["id"]
     result = wait_until(lambda: (a := requests.get(f"{server.url}/cinema/{analysis_id}/",
                                                    params={"file_id": file_id}).json())["status"] == "error" and a,
@@ -77,7 +77,7 @@ def test_without_analyzer_url_the_builtin_analyzer_fetches_by_refer(server_facto
     worker = worker_factory(**SHORT, PUBLIC_URL=server.url)
     data = os.urandom(2 * 1024 * 1024)
     file_id = upload_file(server.url, data)
-    analysis_id = requests.post(server.url + "/cinema/", json={"file_id": file_id,
+    analysis_id = browser(server.url).post(server.url + "/cinema/", json={"file_id": file_id,
                                                                "target_audience": "12+"}).json()["id"]
     from gateway.extensions import db
     from gateway.models import ReferSession

@@ -10,7 +10,7 @@ import pytest
 import redis as redis_lib
 import requests
 
-from conftest import free_port, upload_file, wait_until
+from conftest import free_port, upload_file, wait_until, browser
 
 ROTATION = 1.0
 ENV = dict(REFER_ROTATION_SECONDS=ROTATION, REFER_LIFETIME_SECONDS=120, REFER_GRACE_SECONDS=0.3,
@@ -78,7 +78,7 @@ def test_worker_killed_and_redis_restarted_empty(server_factory, worker_factory,
     server = server_factory(**env)
     worker = worker_factory(**env, PUBLIC_URL=server.url)
     file_id = upload_file(server.url, b"INT. KITCHEN - DAY\n" * 50)
-    analysis_id = requests.post(server.url + "/cinema/", json={"file_id": file_id,
+    analysis_id = browser(server.url).post(server.url + "/cinema/", json={"file_id": file_id,
                                                                "target_audience": "12+"}).json()["id"]
     wait_until(lambda: keys_of(analysis_id)[0].rotations >= 2, timeout=10, message="two rotations")
 
@@ -122,7 +122,7 @@ def test_pending_handoff_survives_a_killed_worker(server_factory, worker_factory
     server = server_factory(**env)
     worker = worker_factory(**env, PUBLIC_URL=server.url)
     file_id = upload_file(server.url, b"EXT. FIELD - NIGHT\n")
-    analysis_id = requests.post(server.url + "/cinema/", json={"file_id": file_id,
+    analysis_id = browser(server.url).post(server.url + "/cinema/", json={"file_id": file_id,
                                                                "target_audience": "0+"}).json()["id"]
     wait_until(lambda: len(hook.received) >= 1, timeout=10, message="first attempt")
     worker.kill9()  # the retry is pending in the database only

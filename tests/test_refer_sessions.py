@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import TUS, start_upload, upload_file, wait_until
+from conftest import TUS, start_upload, upload_file, wait_until, browser
 
 SHORT = dict(REFER_ROTATION_SECONDS=1, REFER_LIFETIME_SECONDS=5, REFER_GRACE_SECONDS=0.5,
              REFER_FROZEN_TTL_SECONDS=3)
@@ -40,7 +40,7 @@ def key_text(key_id):
 
 
 def submit(server, file_id, **fields):
-    answer = requests.post(server.url + "/cinema/", json={"file_id": file_id, "target_audience": "12+", **fields})
+    answer = browser(server.url).post(server.url + "/cinema/", json={"file_id": file_id, "target_audience": "12+", **fields})
     return answer
 
 
@@ -115,16 +115,16 @@ def test_lifetime_expiry_then_restart(gateway):
     assert requests.get(f"{gateway.url}/download/{k0}/").status_code == 410
 
     # The restart the seed lacked: needs the file ID (or the token), else 404.
-    assert requests.post(f"{gateway.url}/cinema/{analysis_id}/refer/", json={}).status_code == 404
-    assert requests.post(f"{gateway.url}/cinema/{analysis_id}/refer/",
+    assert browser(gateway.url).post(f"{gateway.url}/cinema/{analysis_id}/refer/", json={}).status_code == 404
+    assert browser(gateway.url).post(f"{gateway.url}/cinema/{analysis_id}/refer/",
                          json={"file_id": "wrong" * 5}).status_code == 404
-    restarted = requests.post(f"{gateway.url}/cinema/{analysis_id}/refer/", json={"file_id": file_id})
+    restarted = browser(gateway.url).post(f"{gateway.url}/cinema/{analysis_id}/refer/", json={"file_id": file_id})
     assert restarted.status_code == 201 and restarted.json()["status"] == "processing"
     again = session_of(analysis_id)
     assert again.id != s.id and again.state == "live"
     assert requests.head(f"{gateway.url}/download/{key_text(again.current_key_id)}/").status_code == 200
     # A running session cannot be restarted on top of itself.
-    assert requests.post(f"{gateway.url}/cinema/{analysis_id}/refer/",
+    assert browser(gateway.url).post(f"{gateway.url}/cinema/{analysis_id}/refer/",
                          json={"file_id": file_id}).status_code == 409
 
 
@@ -159,13 +159,13 @@ def test_waiting_analysis_starts_when_the_upload_completes(gateway):
 
 def test_submission_errors(gateway):
     assert submit(gateway, "nope" * 8).status_code == 404
-    assert requests.post(gateway.url + "/cinema/", json={"target_audience": "12+"}).status_code == 400
+    assert browser(gateway.url).post(gateway.url + "/cinema/", json={"target_audience": "12+"}).status_code == 400
     file_id = upload_file(gateway.url, b"abc")
     assert submit(gateway, file_id, target_audience="21+").status_code == 400
     url = start_upload(gateway.url, 10)
     assert requests.delete(url, headers=TUS).status_code == 204
     assert submit(gateway, url.rstrip("/").rsplit("/", 1)[1]).status_code == 409
-    form = requests.post(gateway.url + "/cinema/", data={"file_id": file_id, "target_audience": "6+",
+    form = browser(gateway.url).post(gateway.url + "/cinema/", data={"file_id": file_id, "target_audience": "6+",
                                                          "comment": "please check"})
     assert form.status_code == 201
     assert requests.get(f"{gateway.url}/cinema/{form.json()['id']}/").status_code == 404

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
+from flask_wtf.csrf import generate_csrf
 
 from .. import analyses
 from ..extensions import db
 from ..models import Analysis
-from .auth import bearer_ok, shows_file_id
+from .auth import analyst_logged_in, bearer_ok, may_read, require_browser_or_token, shows_file_id
 
 bp = Blueprint("cinema", __name__)
 
@@ -30,8 +31,17 @@ def events_url(file_id: str) -> str:
     return (public + path) if public else url_for("events.file_events", file_id=file_id, _external=True)
 
 
+@bp.get("/csrftoken/")
+def csrf_token():
+    """The token browser POSTs carry as X-CSRFToken; the session cookie it is bound to comes with it."""
+    response = jsonify(csrfToken=generate_csrf())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.post("/cinema/")
 def submit():
+    require_browser_or_token()
     try:
         analysis = analyses.submit(current_app.config["SETTINGS"], _fields())
     except analyses.AnalysisError as error:
@@ -42,7 +52,7 @@ def submit():
 
 def _readable(analysis_id: int, file_id: str | None) -> Analysis | None:
     analysis = db.session.get(Analysis, analysis_id)
-    if analysis is None or not (bearer_ok() or shows_file_id(analysis.file_id, file_id)):
+    if analysis is None or not may_read(analysis.file_id, file_id):
         return None
     return analysis
 
@@ -52,18 +62,22 @@ def show(analysis_id: int):
     analysis = _readable(analysis_id, request.args.get("file_id"))
     if analysis is None:
         return jsonify(error="no such analysis"), 404
-    return jsonify(analyses.describe(analysis))
+    return jsonify(analyses.describe(current_app.config["SETTINGS"], analysis))
 
 
 @bp.post("/cinema/<int:analysis_id>/refer/")
 def restart(analysis_id: int):
     body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
     file_id = body.get("file_id") if isinstance(body, dict) else None
-    analysis = _readable(analysis_id, file_id)
-    if analysis is None:
+    analysis = db.session.get(Analysis, analysis_id)
+    allowed = analysis is not None and (bearer_ok() or analyst_logged_in() or shows_file_id(analysis.file_id,
+                                                                                              file_id))
+    if not allowed:
         return jsonify(error="no such analysis"), 404
+    if not (bearer_ok() or analyst_logged_in()):
+        require_browser_or_token()
     try:
         analyses.restart(current_app.config["SETTINGS"], analysis)
     except analyses.AnalysisError as error:
         return _error(error)
-    return jsonify(analyses.describe(analysis)), 201
+    return jsonify(analyses.describe(current_app.config["SETTINGS"], analysis)), 201

@@ -5,9 +5,11 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from flask import Blueprint, current_app, jsonify, request, send_file
+from werkzeug.http import parse_options_header
 
-from .. import refer
+from .. import findings, refer
 from . import events as events_api
+from .auth import require_bearer
 
 bp = Blueprint("download", __name__)
 
@@ -46,3 +48,31 @@ def download(token: str):
     response.headers["X-File-Target-Audience"] = analysis.target_audience or ""
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.post("/download/<token>/")
+def upload_result(token: str):
+    """The analyzer's result file: multipart field `file`, or the raw body with its Content-Type."""
+    require_bearer()
+    settings = current_app.config["SETTINGS"]
+    try:
+        analysis = refer.resolve(token).analysis
+    except refer.ReferError as error:
+        return jsonify(error=error.message), error.status
+    limit = settings.upload_max_size
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        return jsonify(error=f"the result file is larger than {limit} bytes"), 413
+    if request.mimetype == "multipart/form-data":
+        part = request.files.get("file")
+        if part is None:
+            return jsonify(error="send the result as the multipart field 'file' (or as the raw body)"), 400
+        source, filename, content_type = part.stream, part.filename or "", part.mimetype
+    else:
+        _, options = parse_options_header(request.headers.get("Content-Disposition", ""))
+        source, filename, content_type = request.stream, options.get("filename", ""), request.mimetype
+    try:
+        findings.store_result(settings, analysis, source, filename, content_type, limit)
+    except findings.FindingError as error:
+        return jsonify(error=error.message), error.status
+    return jsonify(analysis_id=analysis.id, status=analysis.status,
+                   result_url=findings.result_url(settings, analysis)), 201
