@@ -30,8 +30,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Its own pool: the hub's blocking read holds one connection for all of this process's event streams.
     app.extensions["event_hub"] = EventHub(connect_redis(redis_url))
 
-    from .api import cinema, download, events, findings, health, tus, violations
-    for blueprint in (health.bp, tus.bp, cinema.bp, download.bp, events.bp, findings.bp, violations.bp):
+    from .api import cinema, download, events, findings, health, pages, tus, violations
+    for blueprint in (health.bp, tus.bp, cinema.bp, download.bp, events.bp, findings.bp, violations.bp, pages.bp):
         app.register_blueprint(blueprint)
     tus.init_app(app)
 
@@ -43,4 +43,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
     from .cli import register as register_cli
     register_cli(app)
+    from admin import init_app as init_admin
+    init_admin(app)
     return app

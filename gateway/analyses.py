@@ -1,7 +1,7 @@
 """Analysis requests (SPEC §4): submitting one, restarting its refer session, and what a reader may see."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from . import refer
 from .config import Settings
@@ -78,6 +78,22 @@ def restart(settings: Settings, analysis: Analysis) -> Analysis:
         raise AnalysisError(409, f"the upload is {file.state}; it must be complete")
     _check_slots(settings, analysis.file_id)
     refer.start_session(settings, analysis)
+    db.session.commit()
+    return analysis
+
+
+def report_failure(analysis: Analysis, reason) -> Analysis:
+    """The analyzer gives up (an unreadable or empty file): the analysis ends in error with its reason, and
+    its refer session ends with it."""
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 255:
+        raise AnalysisError(400, "reason must be text of 1 to 255 characters")
+    if analysis.status != Analysis.PROCESSING:
+        raise AnalysisError(409, f"the analysis is {analysis.status}; only one in processing can fail")
+    db.session.execute(update(ReferSession).where(
+        ReferSession.analysis_id == analysis.id,
+        ReferSession.state.in_((ReferSession.LIVE, ReferSession.FROZEN))).values(
+        state=ReferSession.FAILED, next_rotation_at=None))
+    refer.set_status(analysis, Analysis.ERROR, reason.strip())
     db.session.commit()
     return analysis
 

@@ -63,6 +63,7 @@ def payload(settings: Settings, session: ReferSession) -> dict:
         "title": analysis.title, "upload_result_url": download_url(settings, key.key),
         "comments_url": f"{base}/comments/", "recommend_url": f"{base}/recommend/",
         "violations_url": f"{base}/violations/",
+        "error_url": f"{base}/cinema/{analysis.id}/error/",
     }
 
 

@@ -239,11 +239,12 @@ def upload_file(server_url: str, data: bytes, filename: str = "script.txt", file
     """Upload `data` in one creation-with-upload request; returns the file ID."""
     import base64
     meta = f"filename {base64.b64encode(filename.encode()).decode()},filetype {base64.b64encode(filetype.encode()).decode()}"
-    answer = requests.post(server_url + "/files/", data=data, headers={
-        **TUS, "Upload-Length": str(len(data)), "Upload-Metadata": meta,
-        "Content-Type": "application/offset+octet-stream"})
+    headers = {**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": meta}
+    if data:  # creation-with-upload; an empty file is complete at creation
+        headers["Content-Type"] = "application/offset+octet-stream"
+    answer = requests.post(server_url + "/files/", data=data, headers=headers)
     assert answer.status_code == 201, answer.text
-    assert answer.headers["Upload-Offset"] == str(len(data))
+    assert requests.head(answer.headers["Location"], headers=TUS).headers["Upload-Offset"] == str(len(data))
     return answer.headers["Location"].rstrip("/").rsplit("/", 1)[1]
 
 
@@ -314,3 +315,11 @@ def browser(server_url: str) -> requests.Session:
     token = session.get(server_url + "/csrftoken/").json()["csrfToken"]
     session.headers["X-CSRFToken"] = token
     return session
+
+
+@pytest.fixture
+def loaded_catalog(app):
+    """The project's violations catalog in the database, as `flask load_violations` loads it."""
+    from gateway import catalog
+    catalog.load(catalog.read_workbook(app.config["SETTINGS"].violations_xlsx))
+    return {entry.code: entry for entry in catalog.read_workbook(app.config["SETTINGS"].violations_xlsx)}

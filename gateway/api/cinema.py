@@ -7,7 +7,7 @@ from flask_wtf.csrf import generate_csrf
 from .. import analyses
 from ..extensions import db
 from ..models import Analysis
-from .auth import analyst_logged_in, bearer_ok, may_read, require_browser_or_token, shows_file_id
+from .auth import analyst_logged_in, bearer_ok, may_read, require_bearer, require_browser_or_token, shows_file_id
 
 bp = Blueprint("cinema", __name__)
 
@@ -81,3 +81,18 @@ def restart(analysis_id: int):
     except analyses.AnalysisError as error:
         return _error(error)
     return jsonify(analyses.describe(current_app.config["SETTINGS"], analysis)), 201
+
+
+@bp.post("/cinema/<int:analysis_id>/error/")
+def report_failure(analysis_id: int):
+    """The analyzer cannot analyse the file (unreadable, empty): it says why, and the analysis ends in error."""
+    require_bearer()
+    analysis = db.session.get(Analysis, analysis_id)
+    if analysis is None:
+        return jsonify(error="no such analysis"), 404
+    body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    try:
+        analyses.report_failure(analysis, (body or {}).get("reason") if isinstance(body, dict) else None)
+    except analyses.AnalysisError as error:
+        return _error(error)
+    return jsonify(analyses.describe(current_app.config["SETTINGS"], analysis))

@@ -1,0 +1,33 @@
+"""The uploader's page (`/`) and the front-end libraries it and the dashboards use, served from the project's
+own node_modules (installed by `make run`): nothing comes from a CDN, the gateway works offline."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, render_template, send_file
+
+from ..config import PROJECT_ROOT
+from ..models import Analysis
+
+bp = Blueprint("pages", __name__)
+
+VENDOR_FILES = {
+    "tus.min.js": "tus-js-client/dist/tus.min.js",
+    "chart.umd.js": "chart.js/dist/chart.umd.js",
+    "redoc.standalone.js": "redoc/bundles/redoc.standalone.js",
+}
+
+
+@bp.get("/")
+def uploader():
+    return render_template("index.html", audiences=Analysis.AUDIENCES)
+
+
+@bp.get("/vendor/<name>")
+def vendor(name: str):
+    relative = VENDOR_FILES.get(name)
+    if relative is None:
+        return jsonify(error="no such asset"), 404
+    path = PROJECT_ROOT / "node_modules" / relative
+    if not path.is_file():
+        return jsonify(error=f"{relative} is not installed: run `make run` (it runs npm install)"), 503
+    response = send_file(path, mimetype="text/javascript", max_age=3600)
+    return response
