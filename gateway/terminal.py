@@ -99,12 +99,13 @@ def server_offset(http: requests.Session, url: str) -> int | None:
     return int(answer.headers["Upload-Offset"])
 
 
-def send(http: requests.Session, url: str, file: Path, offset: int, progress: Progress) -> None:
+def send(http: requests.Session, url: str, file: Path, offset: int, progress: Progress,
+         chunk_size: int = CHUNK) -> None:
     size = file.stat().st_size
     with open(file, "rb") as source:
         while offset < size:
             source.seek(offset)
-            chunk = source.read(CHUNK)
+            chunk = source.read(chunk_size)
             try:
                 answer = http.patch(url, data=chunk, timeout=120, headers={
                     **TUS, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"})
@@ -210,7 +211,7 @@ def upload_command(args: argparse.Namespace) -> int:
         entry["analysis_id"] = submit(http, server, file_id, args.target, args.title)
         state.save()
     print(f"file {file_id}, analysis {entry['analysis_id']}")
-    send(http, entry["url"], file, offset, Progress(file.stat().st_size))
+    send(http, entry["url"], file, offset, Progress(file.stat().st_size), args.chunk_size)
     del state.entries[key]
     state.save()
     if args.watch:
@@ -226,6 +227,7 @@ def main(argv=None) -> int:
     upload.add_argument("--target", required=True, choices=("0+", "6+", "12+", "16+", "18+"))
     upload.add_argument("--title")
     upload.add_argument("--watch", action="store_true", help="follow the statuses and print the summary")
+    upload.add_argument("--chunk-size", type=int, default=CHUNK, help="bytes per PATCH (smaller on a flaky link)")
     upload.add_argument("--server", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:5000"))
     args = parser.parse_args(argv)
     try:

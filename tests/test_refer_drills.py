@@ -67,9 +67,11 @@ def keys_of(analysis_id):
 
 
 def assert_no_doubles(keys):
+    """A doubled rotation (two workers, or a replayed job) shows as two keys moments apart. Keys on schedule
+    are a period apart, give or take the sweep's lateness."""
     stamps = [key.issued_at for key in keys]
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    assert all(gap >= ROTATION * 0.9 for gap in gaps), f"two rotations in one period: {gaps}"
+    assert all(gap >= ROTATION * 0.5 for gap in gaps), f"two rotations in one period: {gaps}"
 
 
 def test_worker_killed_and_redis_restarted_empty(server_factory, worker_factory, private_redis, receiver, app):
