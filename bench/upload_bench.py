@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Upload benchmark: this gateway against @tus/server (+ @tus/file-store) and tuspyserver, on loopback.
 
-    .venv/bin/python bench/upload_bench.py            # the full run (512 MiB, 32 MiB chunks, 2 GiB, 3 repeats)
-    .venv/bin/python bench/upload_bench.py --quick    # a smoke run (64 MiB, 8 MiB chunks, 256 MiB, 1 repeat)
+    .venv/bin/python bench/upload_bench.py            # the full run (512 MiB, 32 MiB chunks, 2 GiB, 3 rounds)
+    .venv/bin/python bench/upload_bench.py --quick    # a smoke run (64 MiB, 8 MiB chunks, 256 MiB, 1 round)
     .venv/bin/python bench/upload_bench.py --profile  # also record py-spy profiles of our worker
 
 It starts, each in its own process group and temp directory on the same disk:
   * the gateway exactly as the Procfile's `web` line (gunicorn, gevent worker), WEB_CONCURRENCY=1 by default;
-  * @tus/server with @tus/file-store (bench/peers, `npm install` there when node_modules is missing);
+  * @tus/server with @tus/file-store (bench/peers, `npm ci` there when node_modules is missing);
   * tuspyserver under uvicorn (one process; bench/peers/.venv is created and filled when missing);
-and measures, interleaving the servers and taking the median of the repeats:
+afresh for every round, and measures, running the servers in turn and taking the median of the rounds:
   1. one PATCH of the whole file sent by curl: MB/s per server, ratio ours / @tus/server (target >= 1.5);
   2. tuspy (the Python tus client) uploading the file in chunks: the same (target >= 1.0);
   3. the RSS of our gunicorn worker while it ingests a 2 GiB file (one curl PATCH, then tuspy in chunks):
@@ -181,6 +181,12 @@ class Server:
     proc: Proc
     collection: str  # absolute URL of the creation endpoint
     data_dir: Path
+    cpu_pid: int = 0  # the process that does the work (our gunicorn worker), for its CPU time
+
+    def usage(self) -> tuple[float, int]:
+        """User + system CPU seconds and minor page faults of the working process, all its threads."""
+        fields = Path(f"/proc/{self.cpu_pid or self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[7])
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -238,12 +244,16 @@ def procfile_web() -> list[str]:
 
 
 def ensure_node_peer() -> None:
-    if (PEERS / "node_modules" / "@tus" / "server").is_dir() and (PEERS / "node_modules" / "@tus" / "file-store").is_dir():
+    """bench/peers/node_modules from the committed lock file, (re)installed when missing or older than the lock."""
+    installed = PEERS / "node_modules" / ".package-lock.json"
+    lock = PEERS / "package-lock.json"
+    if installed.exists() and (not lock.exists() or installed.stat().st_mtime >= lock.stat().st_mtime):
         return
     if not shutil.which("npm"):
         raise BenchError("npm is needed for the @tus/server peer")
-    log("installing @tus/server and @tus/file-store (npm install in bench/peers)")
-    run(["npm", "install", "--no-audit", "--no-fund"], cwd=PEERS, what="npm install")
+    log("installing @tus/server and @tus/file-store in bench/peers")
+    command = ["npm", "ci"] if lock.exists() else ["npm", "install"]
+    run(command + ["--no-audit", "--no-fund"], cwd=PEERS, what=" ".join(command))
 
 
 def ensure_python_peer() -> Path:
@@ -302,6 +312,9 @@ def gateway_env(tmp: Path, args) -> dict:
     )
     env.pop("PUBLIC_URL", None)
     env.pop("TRUST_PROXY", None)
+    for item in args.gateway_env:
+        name, _, value = item.partition("=")
+        env[name] = value
     return env
 
 
@@ -311,6 +324,7 @@ def start_gateway(procs: Procs, tmp: Path, env: dict, label: str) -> Server:
     proc = procs.start(f"gateway ({label})", procfile_web(), cwd=ROOT, env=env, log_path=tmp / f"gateway-{label}.log")
     server = Server(OURS, proc, f"http://127.0.0.1:{port}/files/", Path(env["MEDIA_ROOT"]))
     server.wait_ready()
+    server.cpu_pid = worker_pid(server)
     return server
 
 
@@ -326,25 +340,25 @@ def worker_pid(server: Server, timeout: float = 30) -> int:
     raise BenchError("the gunicorn arbiter has no worker")
 
 
-def start_node(procs: Procs, tmp: Path) -> Server:
+def start_node(procs: Procs, tmp: Path, label: str) -> Server:
     port = free_port()
     data = tmp / "node-files"
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     proc = procs.start("@tus/server", ["node", str(PEERS / "tus_node_server.mjs"), str(port), str(data)],
-                       cwd=PEERS, env=dict(os.environ), log_path=tmp / "node.log")
+                       cwd=PEERS, env=dict(os.environ), log_path=tmp / f"node-{label}.log")
     server = Server(NODE, proc, f"http://127.0.0.1:{port}/files", data)
     server.wait_ready()
     return server
 
 
-def start_tuspy(procs: Procs, tmp: Path, python: Path) -> Server:
+def start_tuspy(procs: Procs, tmp: Path, python: Path, label: str) -> Server:
     port = free_port()
     data = tmp / "tuspy-files"
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     env = {**os.environ, "TUSPY_FILES_DIR": str(data)}
     argv = [str(python), "-m", "uvicorn", "tuspy_server:app", "--app-dir", str(PEERS), "--host", "127.0.0.1",
             "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"]
-    proc = procs.start("tuspyserver", argv, cwd=PEERS, env=env, log_path=tmp / "tuspy.log")
+    proc = procs.start("tuspyserver", argv, cwd=PEERS, env=env, log_path=tmp / f"tuspy-{label}.log")
     server = Server(TUSPY, proc, f"http://127.0.0.1:{port}/files/", data)
     server.wait_ready()
     return server
@@ -378,10 +392,29 @@ def sha256_of(path: Path, cache: bool = False) -> str:
     return hasher.hexdigest()
 
 
-def settle() -> None:
-    """Flush the previous run's dirty pages so each measurement starts from the same disk state."""
+PRIME = {"on": True, "dir": Path(tempfile.gettempdir())}
+
+
+def settle(size: int = 0) -> None:
+    """Flush the previous run's dirty pages, then (unless --no-prime) write and delete `size` bytes of scratch.
+
+    On the virtual machines this runs on, memory that stays free for a few seconds is handed back to the host,
+    and the next write that lands in it (a file's page cache) costs about ten times the CPU: writing 512 MiB takes
+    0.9 s of system time instead of 0.1 s. Whichever server ran right after a pause would pay that. Priming hands
+    every server recently used memory for its page cache, as a busy server with a full page cache has.
+    """
     os.sync()
     time.sleep(0.3)
+    if PRIME["on"] and size:
+        path = PRIME["dir"] / "prime.bin"
+        block = b"\xa5" * (8 * MIB)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for _ in range(-(-(size + 64 * MIB) // len(block))):
+                os.write(fd, block)
+        finally:
+            os.close(fd)
+            os.unlink(path)  # dirty pages of a deleted file are dropped, not written: freed for the next run
 
 
 def curl_patch(server: Server, path: Path, verify: bool = False) -> float:
@@ -440,16 +473,32 @@ def rotated(items: tuple, turn: int) -> tuple:
     return items[turn:] + items[:turn]
 
 
-def throughput(servers: dict[str, Server], measure, path: Path, repeats: int, label: str) -> dict[str, list[float]]:
+@dataclass
+class Runs:
+    """Per server and run: MB/s, and the server's CPU seconds and minor page faults per GiB received."""
+    speed: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    faults: dict[str, list[float]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.speed)
+
+
+def measure_round(servers: dict[str, Server], measure, path: Path, runs: Runs, turn: int, label: str) -> None:
+    """One run per server, a different server first each round; the first round also checks the stored bytes."""
     size = path.stat().st_size
-    speeds: dict[str, list[float]] = {name: [] for name in servers}
-    for turn in range(repeats):
-        for name in rotated(tuple(servers), turn):  # a different server goes first each round
-            settle()
-            seconds = measure(servers[name], path, turn == 0)  # the first round also checks the stored bytes
-            speeds[name].append(size / seconds / MB)
-            log(f"{label} round {turn + 1}/{repeats}: {name:15s} {size / seconds / MB:8.1f} MB/s ({seconds:.2f} s)")
-    return speeds
+    for name in rotated(tuple(servers), turn):
+        server = servers[name]
+        settle(size)
+        cpu, faults = server.usage()
+        seconds = measure(server, path, turn == 0)
+        cpu_after, faults_after = server.usage()
+        cpu, faults = cpu_after - cpu, faults_after - faults
+        runs.speed.setdefault(name, []).append(size / seconds / MB)
+        runs.cpu.setdefault(name, []).append(cpu / (size / 1024 ** 3))
+        runs.faults.setdefault(name, []).append(faults / (size / 1024 ** 3))
+        log(f"{label} round {turn + 1}: {name:15s} {size / seconds / MB:8.1f} MB/s ({seconds:.2f} s), "
+            f"server CPU {cpu:.2f} s, {faults} minor faults")
 
 
 class RssSampler:
@@ -540,7 +589,7 @@ def profile_worker(server: Server, pid: int, path: Path, stamp: str, tmp: Path) 
         spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(tmp / f"py-spy-{kind}.log", "wb"),
                                start_new_session=True)
         try:
-            time.sleep(1.0)
+            time.sleep(0.5)  # py-spy attaches
             seconds = curl_patch(server, path)
         finally:
             os.killpg(spy.pid, signal.SIGINT)
@@ -556,7 +605,10 @@ def profile_worker(server: Server, pid: int, path: Path, stamp: str, tmp: Path) 
 
 
 def summarize_profile(raw: Path, top: int = 14) -> list[str]:
-    """Self time by innermost frame and inclusive time of the frames of the upload path, from py-spy raw output."""
+    """Self time by innermost frame and inclusive time of the frames of the upload path, from py-spy raw output.
+
+    Shares are of the worker's main thread (gevent runs every greenlet there); with --idle, `Hub.run` is the
+    event loop waiting for the socket."""
     if not raw.exists():
         return ["(py-spy wrote nothing)"]
     self_counts: dict[str, int] = {}
@@ -566,9 +618,11 @@ def summarize_profile(raw: Path, top: int = 14) -> list[str]:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
+        frames = stack.split(";")
+        if frames[0].startswith("_WorkerGreenlet.run (gevent/threadpool.py") and "Queue.get" in stack:
+            continue  # gevent's resolver thread waiting for work: not the worker's main thread
         n = int(count)
         total += n
-        frames = stack.split(";")
         leaf = frames[-1]
         self_counts[leaf] = self_counts.get(leaf, 0) + n
         for frame in set(frames):
@@ -579,7 +633,8 @@ def summarize_profile(raw: Path, top: int = 14) -> list[str]:
     for frame, n in sorted(self_counts.items(), key=lambda kv: -kv[1])[:top]:
         out.append(f"| {100 * n / total:.1f} | `{frame}` |")
     interesting = ("_receive", "write (gateway", "read (gateway", "read (gunicorn", "chunk (gunicorn",
-                   "recv (gevent", "update", "getvalue", "handle_request", "wait (gevent")
+                   "recv (gevent", "update", "getvalue", "handle_request", "Hub.run", "fire (gateway", "do_commit",
+                   "lock (gateway", "_take (gateway")
     rows = [(frame, n) for frame, n in inclusive.items() if any(key in frame for key in interesting)]
     out += ["", "| incl. % | frame on the upload path |", "| ---: | --- |"]
     for frame, n in sorted(rows, key=lambda kv: -kv[1])[:top]:
@@ -621,49 +676,73 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def report(args, started: dt.datetime, vers: dict, curl: dict, tuspy: dict, rss: list[RssResult],
-           profile: list[str]) -> str:
+def git_revision() -> str:
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip() or "?"
+    except OSError:
+        return "?"
+
+
+def report(args, started: dt.datetime, vers: dict, curl: Runs, tuspy: Runs, rss: list[RssResult],
+           profile: list[str], load: tuple[str, str]) -> str:
     med = lambda xs: statistics.median(xs) if xs else float("nan")
     size, chunk, rss_size = args.size_mib, args.chunk_mib, args.rss_size_mib
+    measurements = ((1, f"one {size} MiB PATCH (curl)", curl, TARGET_CURL_RATIO),
+                    (2, f"tuspy, {size} MiB in {chunk} MiB chunks", tuspy, TARGET_TUSPY_RATIO))
     lines = [
-        f"## Upload benchmark, {started.strftime('%Y-%m-%d %H:%M UTC')}",
+        f"## Upload benchmark, {started.strftime('%Y-%m-%d %H:%M UTC')}, gateway at {git_revision()}",
         "",
-        f"Loopback, {os.cpu_count()} cores, one disk for all. Gateway as in the Procfile: gunicorn {vers['gunicorn']} "
-        f"(gevent {vers['gevent']} worker), **WEB_CONCURRENCY={args.workers}**, Python {vers['python']}, "
-        f"SQLite, Redis `{args.redis_url}`. @tus/server {vers['@tus/server']} + @tus/file-store "
-        f"{vers['@tus/file-store']} on node {vers['node']} (one process). tuspyserver {vers['tuspyserver']} "
-        f"on uvicorn {vers['uvicorn']} (one process, uvloop + httptools). Clients: curl {vers['curl']}, "
-        f"tuspy {vers['tuspy']}. MB = 10^6 bytes; each figure is the median of {args.repeats} runs, "
-        f"servers interleaved; the page cache is flushed (sync) before each run.",
+        f"Loopback, {os.cpu_count()} cores, one disk for all; load average {load[0]} at the start, {load[1]} at "
+        f"the end. Gateway as in the Procfile: gunicorn {vers['gunicorn']} (gevent {vers['gevent']} worker), "
+        f"**WEB_CONCURRENCY={args.workers}**, Python {vers['python']}, SQLite, Redis `{args.redis_url}`"
+        + (f", extra environment `{' '.join(args.gateway_env)}`" if args.gateway_env else "") + ". "
+        f"@tus/server {vers['@tus/server']} + @tus/file-store {vers['@tus/file-store']} on node {vers['node']} "
+        f"(one process). tuspyserver {vers['tuspyserver']} on uvicorn {vers['uvicorn']} (one process, uvloop + "
+        f"httptools). Clients: curl {vers['curl']}, tuspy {vers['tuspy']}. MB = 10^6 bytes; each figure is the "
+        f"median of {args.repeats} rounds; each round starts all three servers afresh and runs them in turn, "
+        f"a different one first; dirty pages are flushed (sync) before each run"
+        + ("" if args.no_prime else ", and the page allocator is primed (scratch data of the upload's size written "
+           "and deleted just before: on this VM, memory left free for a few seconds goes back to the host and "
+           "costs ~10x to write into again; `--no-prime` turns this off)") + ".",
         "",
         "| # | measurement | gateway (ours) | @tus/server | tuspyserver | ours / @tus/server | target | result |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
-    for number, label, speeds, target in (
-            (1, f"one {size} MiB PATCH (curl), MB/s", curl, TARGET_CURL_RATIO),
-            (2, f"tuspy, {size} MiB in {chunk} MiB chunks, MB/s", tuspy, TARGET_TUSPY_RATIO)):
-        if not speeds:
-            continue
-        ratio = med(speeds[OURS]) / med(speeds[NODE])
-        lines.append(f"| {number} | {label} | {med(speeds[OURS]):.0f} | {med(speeds[NODE]):.0f} | "
-                     f"{med(speeds[TUSPY]):.0f} | {ratio:.2f} | ≥ {target} | {verdict(ratio >= target)} |")
+    for number, label, runs, target in measurements:
+        if runs:
+            speed = runs.speed
+            ratio = med(speed[OURS]) / med(speed[NODE])
+            lines.append(f"| {number} | {label}, MB/s | {med(speed[OURS]):.0f} | {med(speed[NODE]):.0f} | "
+                         f"{med(speed[TUSPY]):.0f} | **{ratio:.2f}** | ≥ {target} | {verdict(ratio >= target)} |")
     if rss:
-        worst = max(rss, key=lambda r: r.growth)
         for r in rss:
             lines.append(f"| 3 | RSS of our worker, {rss_size} MiB {r.how}: baseline / peak / growth | "
                          f"{r.baseline / MIB:.1f} / {r.peak / MIB:.1f} / **{r.growth / MIB:.1f} MiB** | | | | "
                          f"growth < {TARGET_RSS_GROWTH_MIB} MiB | {verdict(r.growth < TARGET_RSS_GROWTH_MIB * MIB)} |")
-        lines.append(f"| 3 | worst RSS growth | {worst.growth / MIB:.1f} MiB | | | | < {TARGET_RSS_GROWTH_MIB} MiB | "
-                     f"{verdict(worst.growth < TARGET_RSS_GROWTH_MIB * MIB)} |")
-    lines += ["", "Every run, MB/s (in the order run):", "",
-              "| measurement | gateway (ours) | @tus/server | tuspyserver |", "| --- | --- | --- | --- |"]
-    for label, speeds in (("1, curl", curl), ("2, tuspy", tuspy)):
-        if speeds:
-            lines.append(f"| {label} | " + " | ".join(", ".join(f"{v:.0f}" for v in speeds[name])
-                                                       for name in SERVERS) + " |")
+    if curl or tuspy:
+        lines += ["", "Cost in the receiving process (our gunicorn worker, node, uvicorn; all its threads) per GiB "
+                      "received, median: CPU seconds (user + system), and minor page faults (fresh memory touched):",
+                  "", "| # | measurement | gateway (ours) | @tus/server | tuspyserver | @tus/server / ours |",
+                  "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for number, label, runs, _ in measurements:
+            if runs:
+                cpu, faults = runs.cpu, runs.faults
+                lines.append(f"| {number} | {label}, CPU s/GiB | {med(cpu[OURS]):.2f} | {med(cpu[NODE]):.2f} | "
+                             f"{med(cpu[TUSPY]):.2f} | {med(cpu[NODE]) / med(cpu[OURS]):.2f} |")
+                lines.append(f"| {number} | {label}, minor faults/GiB | {med(faults[OURS]):.0f} | "
+                             f"{med(faults[NODE]):.0f} | {med(faults[TUSPY]):.0f} | |")
+        lines += ["", "Every run, MB/s (server CPU s/GiB), in the order run:", "",
+                  "| measurement | gateway (ours) | @tus/server | tuspyserver |", "| --- | --- | --- | --- |"]
+        for number, label, runs, _ in measurements:
+            if runs:
+                lines.append(f"| {number} | " + " | ".join(
+                    ", ".join(f"{v:.0f} ({c:.2f})" for v, c in zip(runs.speed[name], runs.cpu[name]))
+                    for name in SERVERS) + " |")
     if rss:
-        lines += ["", "RSS runs: " + "; ".join(f"{r.how}: {rss_size * MIB / r.seconds / MB:.0f} MB/s, "
-                                               f"{r.samples} samples" for r in rss)]
+        lines += ["", "RSS runs (a fresh gateway, warmed up with small uploads; VmRSS sampled every 10 ms, VmHWM "
+                      "reset before each): " + "; ".join(f"{r.how} at {rss_size * MIB / r.seconds / MB:.0f} MB/s, "
+                                                         f"{r.samples} samples" for r in rss)]
     if profile:
         lines += [""] + profile
     return "\n".join(lines) + "\n"
@@ -685,6 +764,10 @@ def parse_args(argv=None):
                         help="also record py-spy profiles of our worker during a curl PATCH (installs py-spy "
                              "into bench/peers/.venv)")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"))
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the gateway (repeatable), e.g. to try an allocator setting")
+    parser.add_argument("--no-prime", action="store_true",
+                        help="do not write and delete scratch data before each run (see settle() for why it does)")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp directory (logs, uploads)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -715,6 +798,7 @@ def main(argv=None) -> int:
     stamp = started.strftime("%Y%m%d-%H%M%S")
     procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="upload-bench-"))
+    PRIME.update(on=not args.no_prime, dir=tmp)
 
     def on_term(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -723,6 +807,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGHUP, on_term)
     try:
         preflight(args)
+        load_start = f"{os.getloadavg()[0]:.1f}"
         ensure_node_peer()
         python_peer = ensure_python_peer()
         vers = versions(python_peer)
@@ -734,30 +819,34 @@ def main(argv=None) -> int:
 
         size = args.size_mib * MIB
         main_file = make_file(tmp / f"data-{args.size_mib}MiB.bin", size)
-        curl_speeds: dict = {}
-        tuspy_speeds: dict = {}
+        curl_runs = Runs()
+        tuspy_runs = Runs()
         profile_lines: list[str] = []
 
         if "curl" not in args.skip or "tuspy" not in args.skip or args.profile:
-            log("starting the three servers")
-            servers = {OURS: start_gateway(procs, tmp, env, "throughput"), NODE: start_node(procs, tmp),
-                       TUSPY: start_tuspy(procs, tmp, python_peer)}
-            # One small upload each, so start-up costs (imports, first connections) are not measured.
             warm = make_file(tmp / "warm.bin", 4 * MIB)
-            for server in servers.values():
-                curl_patch(server, warm, verify=True)
-                tuspy_upload(server, warm, MIB, verify=True)
-            if "curl" not in args.skip:
-                curl_speeds = throughput(servers, curl_patch, main_file, args.repeats, "1 curl")
-            if "tuspy" not in args.skip:
-                chunk = args.chunk_mib * MIB
-                tuspy_speeds = throughput(servers, lambda s, p, v: tuspy_upload(s, p, chunk, v), main_file,
-                                          args.repeats, "2 tuspy")
-            if args.profile:
-                log("profiling our worker with py-spy")
-                profile_lines = profile_worker(servers[OURS], worker_pid(servers[OURS]), main_file, stamp, tmp)
-            for server in list(servers.values()):
-                procs.stop(server.proc)
+            chunk = args.chunk_mib * MIB
+            for turn in range(args.repeats):
+                # Fresh server processes every round: on a VM the same work costs one process much more CPU
+                # than another (where its buffers landed), so one process per server would bias the median.
+                log(f"round {turn + 1}/{args.repeats}: starting the three servers")
+                servers = {OURS: start_gateway(procs, tmp, env, f"round{turn + 1}"),
+                           NODE: start_node(procs, tmp, f"round{turn + 1}"),
+                           TUSPY: start_tuspy(procs, tmp, python_peer, f"round{turn + 1}")}
+                # One small upload each, so start-up costs (imports, first connections) are not measured.
+                for server in servers.values():
+                    curl_patch(server, warm, verify=turn == 0)
+                    tuspy_upload(server, warm, MIB, verify=turn == 0)
+                if "curl" not in args.skip:
+                    measure_round(servers, curl_patch, main_file, curl_runs, turn, "1 curl")
+                if "tuspy" not in args.skip:
+                    measure_round(servers, lambda s, p, v: tuspy_upload(s, p, chunk, v), main_file, tuspy_runs,
+                                  turn, "2 tuspy")
+                if args.profile and turn == args.repeats - 1:
+                    log("profiling our worker with py-spy")
+                    profile_lines = profile_worker(servers[OURS], servers[OURS].cpu_pid, main_file, stamp, tmp)
+                for server in servers.values():
+                    procs.stop(server.proc)
 
         rss: list[RssResult] = []
         if "rss" not in args.skip:
@@ -768,7 +857,7 @@ def main(argv=None) -> int:
             pid = worker_pid(gateway)
             warm = tmp / "warm.bin"
             if not warm.exists():
-                make_file(warm, 4 * MIB)
+                make_file(warm, 4 * MIB)  # when the throughput measurements were skipped
             for _ in range(2):
                 curl_patch(gateway, warm)
                 tuspy_upload(gateway, warm, MIB)
@@ -780,11 +869,12 @@ def main(argv=None) -> int:
                                  + gateway.proc.log_tail())
             procs.stop(gateway.proc)
 
-        table = report(args, started, vers, curl_speeds, tuspy_speeds, rss, profile_lines)
+        load = (load_start, f"{os.getloadavg()[0]:.1f}")
+        table = report(args, started, vers, curl_runs, tuspy_runs, rss, profile_lines, load)
         OUT.mkdir(exist_ok=True)
         out_file = OUT / f"upload-bench-{stamp}{'-quick' if args.quick else ''}.md"
         out_file.write_text(table)
-        (OUT / "latest.md").write_text(table)
+        (OUT / "upload-bench-latest.md").write_text(table)
         print(table)
         log(f"written to {out_file.relative_to(ROOT)}")
         return 0

@@ -45,4 +45,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_cli(app)
     from admin import init_app as init_admin
     init_admin(app)
+    from .api import docs
+    docs.init_app(app)
     return app

@@ -3,48 +3,31 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from . import refer
+from . import fields, refer
 from .config import Settings
+from .fields import RequestError
 from .extensions import db
 from .models import Analysis, Comment, File, ReferSession
 
 
-class AnalysisError(Exception):
-    def __init__(self, status: int, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
-def _text(value, name: str, limit: int) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise AnalysisError(400, f"{name} must be text")
-    if len(value) > limit:
-        raise AnalysisError(400, f"{name} is longer than {limit} characters")
-    return value.strip()
-
-
-def submit(settings: Settings, fields: dict) -> Analysis:
-    file_id = fields.get("file_id")
+def submit(settings: Settings, form: dict) -> Analysis:
+    file_id = form.get("file_id")
     if not isinstance(file_id, str) or not file_id.strip():
-        raise AnalysisError(400, "file_id is required")
-    target = fields.get("target_audience")
+        raise RequestError(400, "file_id is required")
+    target = form.get("target_audience")
     if target not in Analysis.AUDIENCES:
-        raise AnalysisError(400, f"target_audience must be one of {', '.join(Analysis.AUDIENCES)}")
-    title = _text(fields.get("title"), "title", 255)
-    comment = _text(fields.get("comment"), "comment", 10000)
+        raise RequestError(400, f"target_audience must be one of {', '.join(Analysis.AUDIENCES)}")
+    title = fields.text(form.get("title"), "title", 255).strip()
+    comment = fields.text(form.get("comment"), "comment", 10000).strip()
 
     if db.session.get(File, file_id.strip()) is None:
-        raise AnalysisError(404, "no such file")
+        raise RequestError(404, "no such file")
     file_id = file_id.strip()
     refer.lock_file_for_submission(file_id)
     file = db.session.get(File, file_id, populate_existing=True)
     if file.state in (File.TERMINATED, File.EXPIRED):
         db.session.rollback()
-        raise AnalysisError(409, f"the upload was {file.state}; upload the file again")
+        raise RequestError(409, f"the upload was {file.state}; upload the file again")
     _check_slots(settings, file_id)
     analysis = Analysis(file_id=file_id, target_audience=target, title=title, status=Analysis.WAITING)
     db.session.add(analysis)
@@ -61,7 +44,7 @@ def _check_slots(settings: Settings, file_id: str) -> None:
     if refer.open_analyses(file_id) >= settings.refer_max_sessions:
         wait = refer.seconds_until_a_slot_frees(file_id, settings)
         db.session.rollback()
-        raise AnalysisError(429, f"this file already has {settings.refer_max_sessions} open analyses; "
+        raise RequestError(429, f"this file already has {settings.refer_max_sessions} open analyses; "
                                  f"retry in {wait} s", headers={"Retry-After": str(wait)})
 
 
@@ -71,11 +54,11 @@ def restart(settings: Settings, analysis: Analysis) -> Analysis:
     db.session.refresh(analysis)
     if analysis.status != Analysis.ERROR:
         db.session.rollback()
-        raise AnalysisError(409, f"the analysis is {analysis.status}; only one in error can be restarted")
+        raise RequestError(409, f"the analysis is {analysis.status}; only one in error can be restarted")
     file = db.session.get(File, analysis.file_id)
     if file.state != File.COMPLETE:
         db.session.rollback()
-        raise AnalysisError(409, f"the upload is {file.state}; it must be complete")
+        raise RequestError(409, f"the upload is {file.state}; it must be complete")
     _check_slots(settings, analysis.file_id)
     refer.start_session(settings, analysis)
     db.session.commit()
@@ -86,9 +69,9 @@ def report_failure(analysis: Analysis, reason) -> Analysis:
     """The analyzer gives up (an unreadable or empty file): the analysis ends in error with its reason, and
     its refer session ends with it."""
     if not isinstance(reason, str) or not reason.strip() or len(reason) > 255:
-        raise AnalysisError(400, "reason must be text of 1 to 255 characters")
+        raise RequestError(400, "reason must be text of 1 to 255 characters")
     if analysis.status != Analysis.PROCESSING:
-        raise AnalysisError(409, f"the analysis is {analysis.status}; only one in processing can fail")
+        raise RequestError(409, f"the analysis is {analysis.status}; only one in processing can fail")
     db.session.execute(update(ReferSession).where(
         ReferSession.analysis_id == analysis.id,
         ReferSession.state.in_((ReferSession.LIVE, ReferSession.FROZEN))).values(

@@ -12,8 +12,9 @@ from typing import BinaryIO
 
 from sqlalchemy import func, select, update
 
-from . import events, refer
+from . import events, fields, refer
 from .config import Settings
+from .fields import RequestError, row_id, row_id_text
 from .extensions import db
 from .models import SEVERITIES, Analysis, BasisViolation, Comment, Recommendation, ReferSession, ViolationCount
 from .uploads import display_name
@@ -22,48 +23,11 @@ AGES = ("0+", "6+", "12+", "16+", "18+")
 SEVERITY_POSITION = {"mild": 0.0, "moderate": 0.5, "severe": 1.0, "----": 0.0}
 
 
-class FindingError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-# -- validation helpers ----------------------------------------------------------------------------
-def text_field(body: dict, name: str, limit: int, required: bool = False) -> str:
-    value = body.get(name)
-    if value is None or value == "":
-        if required:
-            raise FindingError(400, f"{name} is required")
-        return ""
-    if not isinstance(value, str):
-        raise FindingError(400, f"{name} must be text")
-    if len(value) > limit:
-        raise FindingError(400, f"{name} is longer than {limit} characters")
-    return value
-
-
-def choice_field(body: dict, name: str, choices, default=None, required: bool = False):
-    value = body.get(name, default)
-    if value is None and not required:
-        return None
-    if value not in choices:
-        raise FindingError(400, f"{name} must be one of {', '.join(choices)}")
-    return value
-
-
-def count_field(value, name: str = "count") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
-        raise FindingError(400, f"{name} must be a whole number from 0 to 1000000")
-    return value
-
-
 def violation_field(value, name: str = "violation_id") -> BasisViolation:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FindingError(400, f"{name} must be the id of a catalog entry (GET /violations/)")
-    violation = db.session.get(BasisViolation, value)
+    violation_id = row_id(value) if not isinstance(value, str) else None
+    violation = db.session.get(BasisViolation, violation_id) if violation_id else None
     if violation is None:
-        raise FindingError(400, f"{name} {value} is not in the catalog (GET /violations/)")
+        raise RequestError(400, f"{name} must be the id of a catalog entry (GET /violations/), got {value!r:.40}")
     return violation
 
 
@@ -72,28 +36,29 @@ def analysis_named_by(body: dict) -> Analysis:
     """`analysis_id`, or the analysis's live (or frozen) `refer` key."""
     if body.get("refer") is not None:
         if not isinstance(body["refer"], str):
-            raise FindingError(400, "refer must be text")
+            raise RequestError(400, "refer must be text")
         try:
             return refer.resolve(body["refer"]).analysis
         except refer.ReferError as error:
-            raise FindingError(error.status, error.message) from None
-    analysis_id = body.get("analysis_id")
-    if isinstance(analysis_id, str) and analysis_id.isdigit():
-        analysis_id = int(analysis_id)
-    if isinstance(analysis_id, bool) or not isinstance(analysis_id, int):
-        raise FindingError(400, "name the analysis by analysis_id (a number) or by its refer key")
-    analysis = db.session.get(Analysis, analysis_id)
+            raise RequestError(error.status, error.message) from None
+    raw = body.get("analysis_id")
+    if isinstance(raw, bool) or not (isinstance(raw, int) or isinstance(raw, str) and raw.isdigit()):
+        raise RequestError(400, "name the analysis by analysis_id (a number) or by its refer key")
+    analysis_id = row_id_text(raw) if isinstance(raw, str) else row_id(raw)
+    analysis = db.session.get(Analysis, analysis_id) if analysis_id else None
     if analysis is None:
-        raise FindingError(404, "no such analysis")
+        raise RequestError(404, "no such analysis")
     return analysis
 
 
 # -- comments --------------------------------------------------------------------------------------
 def add_comment(analysis: Analysis, body: dict, author: str) -> Comment:
-    comment = Comment(analysis_id=analysis.id, author=author, text=text_field(body, "text", 20000, required=True),
-                      severity=choice_field(body, "severity", SEVERITIES, default="----"),
-                      count=count_field(body.get("count", 1)),
-                      location=text_field(body, "location", 255), quote=text_field(body, "quote", 5000))
+    comment = Comment(analysis_id=analysis.id, author=author,
+                      text=fields.text(body.get("text"), "text", 20000, required=True),
+                      severity=fields.choice(body, "severity", SEVERITIES, default="----"),
+                      count=fields.count(body.get("count", 1)),
+                      location=fields.text(body.get("location"), "location", 255),
+                      quote=fields.text(body.get("quote"), "quote", 5000))
     if body.get("violation_id") is not None:
         comment.violation_id = violation_field(body["violation_id"]).id
     db.session.add(comment)
@@ -120,29 +85,29 @@ def comments_of(analysis: Analysis) -> list[dict]:
 # -- recommendation ----------------------------------------------------------------------------------
 def recommend(analysis: Analysis, body: dict) -> tuple[Recommendation, bool]:
     """Store (or replace) the one combined recommendation. Returns it and whether it was created."""
-    text = text_field(body, "text", 20000, required=True)
-    rating = choice_field(body, "rating", SEVERITIES, required=True)
-    age_rating = choice_field(body, "age_rating", AGES, required=True)
+    text = fields.text(body.get("text"), "text", 20000, required=True)
+    rating = fields.choice(body, "rating", SEVERITIES, required=True)
+    age_rating = fields.choice(body, "age_rating", AGES, required=True)
     items = body.get("violations", [])
     if not isinstance(items, list) or len(items) > 1000:
-        raise FindingError(400, "violations must be a list of {violation_id, count, severity}")
+        raise RequestError(400, "violations must be a list of {violation_id, count, severity}")
     counts = []
     seen = set()
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            raise FindingError(400, f"violations[{index}] must be an object")
+            raise RequestError(400, f"violations[{index}] must be an object")
         violation = violation_field(item.get("violation_id"), f"violations[{index}].violation_id")
         if violation.id in seen:
-            raise FindingError(400, f"violations[{index}]: violation {violation.id} is listed twice")
+            raise RequestError(400, f"violations[{index}]: violation {violation.id} is listed twice")
         seen.add(violation.id)
         counts.append(ViolationCount(violation_id=violation.id,
-                                     count=count_field(item.get("count"), f"violations[{index}].count"),
-                                     severity=choice_field(item, "severity", SEVERITIES, default="----")))
+                                     count=fields.count(item.get("count"), f"violations[{index}].count"),
+                                     severity=fields.choice(item, "severity", SEVERITIES, default="----")))
     user_comment_id = body.get("user_comment_id")
     if user_comment_id is not None:
-        comment = db.session.get(Comment, user_comment_id) if isinstance(user_comment_id, int) else None
+        comment = db.session.get(Comment, row_id(user_comment_id)) if row_id(user_comment_id) else None
         if comment is None or comment.analysis_id != analysis.id or comment.author != Comment.USER:
-            raise FindingError(400, "user_comment_id must name a User comment of this analysis")
+            raise RequestError(400, "user_comment_id must name a User comment of this analysis")
 
     recommendation = db.session.scalar(select(Recommendation).where(Recommendation.analysis_id == analysis.id))
     created = recommendation is None
@@ -233,11 +198,11 @@ def store_result(settings: Settings, analysis: Analysis, source: BinaryIO, filen
             while block := source.read(1024 * 1024):
                 size += len(block)
                 if size > limit:
-                    raise FindingError(413, f"the result file is larger than {limit} bytes")
+                    raise RequestError(413, f"the result file is larger than {limit} bytes")
                 out.write(block)
                 digest.update(block)
         if size == 0:
-            raise FindingError(400, "the result file is empty")
+            raise RequestError(400, "the result file is empty")
         os.replace(temp, folder / key)
     finally:
         temp.unlink(missing_ok=True)

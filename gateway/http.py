@@ -5,6 +5,8 @@ from flask import Flask, jsonify, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from .fields import RequestError
+
 EXPOSED_HEADERS = ("Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata, Upload-Defer-Length, "
                    "Upload-Concat, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, "
                    "Content-Disposition, X-Analysis-Id, X-File-Target-Audience, ETag")
@@ -62,6 +64,10 @@ def install_cors(app: Flask, origins: tuple[str, ...]) -> None:
 
 def install_error_pages(app: Flask) -> None:
     """Errors of the JSON API answer in JSON, saying what was wrong (the tus routes answer in text themselves)."""
+
+    @app.errorhandler(RequestError)
+    def request_refused(error: RequestError):
+        return jsonify(error=error.message), error.status, error.headers
 
     @app.errorhandler(CSRFError)
     def csrf_refused(error: CSRFError):

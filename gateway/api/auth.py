@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import hmac
 
-from flask import abort, current_app, jsonify, request, session
+from flask import abort, current_app, jsonify, request
 
 from ..extensions import csrf
-
-ANALYST_SESSION_KEY = "user_id"
-
 
 def bearer_given() -> bool:
     return request.headers.get("Authorization", "").lower().startswith("bearer ")
@@ -25,11 +22,16 @@ def bearer_ok() -> bool:
 
 def require_bearer() -> None:
     if not bearer_ok():
-        abort(jsonify(error="a valid analyzer token is required (Authorization: Bearer …)"), 401)
+        # abort(response) keeps the response's own status, so it is set on the response.
+        response = jsonify(error="a valid analyzer token is required (Authorization: Bearer …)")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = "Bearer"
+        abort(response)
 
 
 def analyst_logged_in() -> bool:
-    return session.get(ANALYST_SESSION_KEY) is not None
+    from admin.auth import current_user  # the analysts' login lives with the admin; imported late (it imports us)
+    return current_user() is not None
 
 
 def require_browser_or_token() -> None:

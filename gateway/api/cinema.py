@@ -6,23 +6,25 @@ from flask_wtf.csrf import generate_csrf
 
 from .. import analyses
 from ..extensions import db
+from ..fields import RequestError, row_id
 from ..models import Analysis
 from .auth import analyst_logged_in, bearer_ok, may_read, require_bearer, require_browser_or_token, shows_file_id
 
 bp = Blueprint("cinema", __name__)
 
 
+JSON_LIMIT = 1024 * 1024
+
+
 def _fields() -> dict:
+    if request.content_length is not None and request.content_length > JSON_LIMIT:
+        raise RequestError(413, f"the body is larger than {JSON_LIMIT} bytes")
     if request.is_json:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            raise analyses.AnalysisError(400, "the body must be a JSON object")
+            raise RequestError(400, "the body must be a JSON object")
         return body
     return request.form.to_dict()
-
-
-def _error(error: analyses.AnalysisError):
-    return jsonify(error=error.message), error.status, error.headers
 
 
 def events_url(file_id: str) -> str:
@@ -42,16 +44,13 @@ def csrf_token():
 @bp.post("/cinema/")
 def submit():
     require_browser_or_token()
-    try:
-        analysis = analyses.submit(current_app.config["SETTINGS"], _fields())
-    except analyses.AnalysisError as error:
-        return _error(error)
+    analysis = analyses.submit(current_app.config["SETTINGS"], _fields())
     return jsonify(id=analysis.id, file_id=analysis.file_id, status=analysis.status,
                    events_url=events_url(analysis.file_id)), 201
 
 
 def _readable(analysis_id: int, file_id: str | None) -> Analysis | None:
-    analysis = db.session.get(Analysis, analysis_id)
+    analysis = db.session.get(Analysis, analysis_id) if row_id(analysis_id) else None
     if analysis is None or not may_read(analysis.file_id, file_id):
         return None
     return analysis
@@ -69,17 +68,14 @@ def show(analysis_id: int):
 def restart(analysis_id: int):
     body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
     file_id = body.get("file_id") if isinstance(body, dict) else None
-    analysis = db.session.get(Analysis, analysis_id)
+    analysis = db.session.get(Analysis, analysis_id) if row_id(analysis_id) else None
     allowed = analysis is not None and (bearer_ok() or analyst_logged_in() or shows_file_id(analysis.file_id,
                                                                                               file_id))
     if not allowed:
         return jsonify(error="no such analysis"), 404
     if not (bearer_ok() or analyst_logged_in()):
         require_browser_or_token()
-    try:
-        analyses.restart(current_app.config["SETTINGS"], analysis)
-    except analyses.AnalysisError as error:
-        return _error(error)
+    analyses.restart(current_app.config["SETTINGS"], analysis)
     return jsonify(analyses.describe(current_app.config["SETTINGS"], analysis)), 201
 
 
@@ -87,12 +83,9 @@ def restart(analysis_id: int):
 def report_failure(analysis_id: int):
     """The analyzer cannot analyse the file (unreadable, empty): it says why, and the analysis ends in error."""
     require_bearer()
-    analysis = db.session.get(Analysis, analysis_id)
+    analysis = db.session.get(Analysis, analysis_id) if row_id(analysis_id) else None
     if analysis is None:
         return jsonify(error="no such analysis"), 404
     body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
-    try:
-        analyses.report_failure(analysis, (body or {}).get("reason") if isinstance(body, dict) else None)
-    except analyses.AnalysisError as error:
-        return _error(error)
+    analyses.report_failure(analysis, body.get("reason") if isinstance(body, dict) else None)
     return jsonify(analyses.describe(current_app.config["SETTINGS"], analysis))

@@ -70,9 +70,6 @@ def upload_result(token: str):
     else:
         _, options = parse_options_header(request.headers.get("Content-Disposition", ""))
         source, filename, content_type = request.stream, options.get("filename", ""), request.mimetype
-    try:
-        findings.store_result(settings, analysis, source, filename, content_type, limit)
-    except findings.FindingError as error:
-        return jsonify(error=error.message), error.status
+    findings.store_result(settings, analysis, source, filename, content_type, limit)
     return jsonify(analysis_id=analysis.id, status=analysis.status,
                    result_url=findings.result_url(settings, analysis)), 201

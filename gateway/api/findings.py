@@ -4,9 +4,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, send_file
 
 from .. import findings
-from ..extensions import db
+from ..extensions import csrf, db
+from ..fields import RequestError, row_id_text
 from ..models import Analysis, Comment, Recommendation
-from .auth import bearer_ok, may_read, require_bearer, require_browser_or_token, shows_file_id
+from .auth import bearer_given, bearer_ok, may_read, require_bearer, shows_file_id
 from .download import content_disposition
 
 bp = Blueprint("findings", __name__)
@@ -15,21 +16,16 @@ JSON_LIMIT = 1024 * 1024
 
 def json_body() -> dict:
     if request.content_length is not None and request.content_length > JSON_LIMIT:
-        raise findings.FindingError(413, f"the JSON body is larger than {JSON_LIMIT} bytes")
+        raise RequestError(413, f"the JSON body is larger than {JSON_LIMIT} bytes")
     body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
     if not isinstance(body, dict):
-        raise findings.FindingError(400, "the body must be a JSON object")
+        raise RequestError(400, "the body must be a JSON object")
     return body
 
 
-@bp.errorhandler(findings.FindingError)
-def finding_error(error: findings.FindingError):
-    return jsonify(error=error.message), error.status
-
-
 def _analysis_for_reading() -> Analysis | None:
-    raw = request.args.get("analysis_id", "")
-    analysis = db.session.get(Analysis, int(raw)) if raw.isdigit() and len(raw) < 12 else None
+    analysis_id = row_id_text(request.args.get("analysis_id"))
+    analysis = db.session.get(Analysis, analysis_id) if analysis_id else None
     if analysis is None or not may_read(analysis.file_id, request.args.get("file_id")):
         return None
     return analysis
@@ -37,17 +33,19 @@ def _analysis_for_reading() -> Analysis | None:
 
 @bp.post("/comments/")
 def add_comment():
-    require_browser_or_token()
+    if bearer_given():
+        require_bearer()
     body = json_body()
     author = body.get("author", "User")
-    if author not in (Comment.USER, Comment.AI):
-        raise findings.FindingError(400, "author must be User or AI")
-    analysis = findings.analysis_named_by(body)
     if not bearer_ok():
-        if author == Comment.AI:
-            raise findings.FindingError(401, "AI comments need the analyzer token")
-        if not shows_file_id(analysis.file_id, body.get("file_id")):  # the browser proves it knows the file
-            raise findings.FindingError(404, "no such analysis")
+        if author == Comment.AI:  # the analyzer without its token: 401, not a CSRF complaint
+            raise RequestError(401, "AI comments need the analyzer token (Authorization: Bearer …)")
+        csrf.protect()
+    if author not in (Comment.USER, Comment.AI):
+        raise RequestError(400, "author must be User or AI")
+    analysis = findings.analysis_named_by(body)
+    if not bearer_ok() and not shows_file_id(analysis.file_id, body.get("file_id")):
+        raise RequestError(404, "no such analysis")  # the browser proves it knows the file
     comment = findings.add_comment(analysis, body, author)
     return jsonify(findings.comment_json(comment)), 201
 
