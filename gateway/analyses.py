@@ -100,11 +100,22 @@ def describe(settings: Settings, analysis: Analysis) -> dict:
 
 def snapshot(file_id: str) -> dict:
     """What a browser watching the file sees first: the upload and every analysis with its status."""
+    from flask import current_app
+
+    from .tus import TusError
+
     db.session.expire_all()
     file = db.session.get(File, file_id)
+    offset, length = file.offset, file.length
+    if file.state == File.UPLOADING:  # the row is updated every few seconds; the store knows the byte
+        try:
+            live = current_app.extensions["tus"].store.get(file_id)
+            offset, length = live.offset, live.length
+        except TusError:
+            pass
     analyses = db.session.scalars(select(Analysis).where(Analysis.file_id == file_id).order_by(Analysis.id)).all()
     return {
-        "file": {"id": file.id, "state": file.state, "offset": file.offset, "length": file.length,
+        "file": {"id": file.id, "state": file.state, "offset": offset, "length": length,
                  "filename": file.filename, "content_type": file.content_type, "sha256": file.sha256},
         "analyses": [{"analysis_id": a.id, "status": a.status, "reason": a.reason,
                       "target_audience": a.target_audience, "title": a.title} for a in analyses],

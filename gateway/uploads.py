@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+import time
 import unicodedata
 from datetime import datetime, timezone
 
@@ -49,10 +50,23 @@ def on_created(info: UploadInfo) -> None:
     db.session.commit()
 
 
+RECORD_PROGRESS_EVERY = 2.0
+_progress_recorded: dict[str, float] = {}
+
+
 def on_progress(info: UploadInfo) -> None:
+    """Watchers hear of every step; the row is brought up to date every couple of seconds only (a commit per
+    chunk would cost more than the chunk). Live offsets are read from the store (see `analyses.snapshot`)."""
+    events.publish(current_app.extensions["redis"], info.id, "upload",
+                   {"state": File.UPLOADING, "offset": info.offset, "length": info.length})
+    now = time.monotonic()
+    if now - _progress_recorded.get(info.id, 0.0) < RECORD_PROGRESS_EVERY:
+        return
+    if len(_progress_recorded) > 10_000:
+        _progress_recorded.clear()
+    _progress_recorded[info.id] = now
     db.session.query(File).filter(File.id == info.id, File.state == File.UPLOADING).update(
         {File.offset: info.offset, File.length: info.length, File.expires_at: _timestamp(info.expires_at)})
-    events.after_commit(info.id, "upload", {"state": File.UPLOADING, "offset": info.offset, "length": info.length})
     db.session.commit()
 
 

@@ -1,12 +1,16 @@
 """`/files/`: the tus server's routes. All protocol work is in `gateway.tus`; this only adapts Flask to it."""
 from __future__ import annotations
 
+import io
 import os
 import socket
 import weakref
 
 from flask import Blueprint, Response, current_app, request
+from gunicorn.http.body import Body as GunicornBody
+from gunicorn.http.body import LengthReader
 from gunicorn.http.errors import ParseException as FramingError
+from gunicorn.http.unreader import SocketUnreader
 
 from .. import uploads
 from ..tus import DiskStore, RedisLocker, TusHandler, TusRequest
@@ -25,6 +29,42 @@ class WsgiBody:
         self.broken = False
         self.malformed: str | None = None
         _bodies_in_flight.add(self)
+        # A body of known length under gunicorn can be received straight into the caller's buffer: its
+        # reader copies every byte through BytesIO buffers and fresh allocations, which costs more than the
+        # disk write. Anything else (chunked bodies, other servers) goes through read().
+        reader = getattr(self._stream, "reader", None)
+        direct = (type(self._stream) is GunicornBody and type(reader) is LengthReader
+                  and type(reader.unreader) is SocketUnreader and not self._stream.buf.getvalue())
+        self._length_reader = reader if direct else None
+
+    @property
+    def can_readinto(self) -> bool:
+        return self._length_reader is not None
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill `view` from the body; fewer bytes only at the body's end or when the connection ends."""
+        reader = self._length_reader
+        filled = 0
+        want = min(len(view), reader.length)
+        unreader = reader.unreader
+        buffered = unreader.buf.getvalue()  # what gunicorn read past the headers
+        if buffered and want:
+            taken = min(want, len(buffered))
+            view[:taken] = buffered[:taken]
+            unreader.buf = io.BytesIO()
+            unreader.buf.write(buffered[taken:])
+            filled = taken
+        while filled < want and not self.broken:
+            try:
+                count = unreader.sock.recv_into(view[filled:want])
+            except OSError:
+                self.broken = True
+                break
+            if count == 0:
+                break
+            filled += count
+        reader.length -= filled
+        return filled
 
     def read(self, size: int) -> bytes:
         if self.broken:

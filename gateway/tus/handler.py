@@ -29,11 +29,15 @@ MAX_INT64 = 2 ** 63 - 1
 
 class Body(Protocol):
     """A request body as a stream. `read` returns b"" at its end, or when the connection broke (then `broken`;
-    and `malformed` says why when the client's framing, not the network, was at fault)."""
+    and `malformed` says why when the client's framing, not the network, was at fault). A body that
+    `can_readinto` also fills a buffer of the caller's, without a copy of its own."""
     broken: bool
     malformed: str | None
+    can_readinto: bool
 
     def read(self, size: int) -> bytes: ...
+
+    def readinto(self, view: memoryview) -> int: ...
 
     def abort(self) -> None:
         """Make a read that is blocked on the network return now."""
@@ -345,6 +349,13 @@ class TusHandler:
         body = req.body
         if body is None:
             return info
+        if getattr(body, "can_readinto", False):
+            window = memoryview(bytearray(self.chunk_size))
+
+            def next_block(size: int):
+                return window[:body.readinto(window[:size])]
+        else:
+            next_block = body.read
         writer = self.store.writer(info, provisional=expected is not None)
         hasher = expected.new_hasher() if expected else None
         received = 0
@@ -355,7 +366,7 @@ class TusHandler:
                 want = self.chunk_size if declared is None else min(self.chunk_size, declared - received)
                 if want <= 0:
                     break
-                data = body.read(want)
+                data = next_block(want)
                 if held.lost:  # someone else owns the upload now: drop what we hold, write nothing more
                     cut = True
                     break
