@@ -48,6 +48,7 @@ def post_fork(server, worker):
     patch_psycopg()
     # glibc serves 1 MiB buffers with mmap and returns them at once, so every upload chunk cost ~256 page
     # faults; keeping buffers up to 64 MiB in the heap (and trimming only past 128 MiB) removes that cost.
+    _use_cooperative_sendfile()
     import ctypes
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -71,3 +72,33 @@ def post_worker_init(worker):
 
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn's own handler: never interrupt a request's I/O
+
+
+def _use_cooperative_sendfile():
+    """Downloads through the kernel's sendfile. gevent's sockets give up on os.sendfile ("not cooperative") and
+    copy files through Python 8 KiB at a time, which cost the download fan-out two thirds of its speed. On the
+    non-blocking socket, os.sendfile is cooperative once EAGAIN waits on the event loop."""
+    import os
+
+    from gevent import _socket3
+    from gevent.socket import wait_write
+
+    def sendfile(sock, file, offset=0, count=None):
+        sock._check_sendfile_params(file, offset, count)
+        source = file.fileno()
+        remaining = count if count else os.fstat(source).st_size - offset
+        sent_total = 0
+        while remaining > 0:
+            try:
+                sent = os.sendfile(sock.fileno(), source, offset + sent_total, min(remaining, 1 << 30))
+            except BlockingIOError:
+                wait_write(sock.fileno())
+                continue
+            if sent == 0:
+                break
+            sent_total += sent
+            remaining -= sent
+        file.seek(offset + sent_total)
+        return sent_total
+
+    _socket3.socket.sendfile = sendfile
