@@ -15,6 +15,23 @@ The bar: recall ≥ 0.9, precision ≥ 0.8, rating exact ≥ 70 %, never more th
 
 `--details` lists the tuning part's errors only: the held-out part stays unseen (`--details-holdout` shows it,
 which spoils it as an estimate).
+
+The excerpts come in batches (`"batch"`), each Russian scene with an English counterpart on the same theme
+(the two share their holdout flag):
+
+- batch 1: written before the lexicon, every 4th scene held out; in view while the first lexicon was written, so
+  its holdout is optimistic;
+- batch 2: written after the first lexicon in deliberately different wording, every 2nd scene held out; later
+  additions to the lexicon echo some of its held-out scenes, so optimistic too;
+- batch 3: written after the second lexicon, measured once, then tuned on (no longer held out). First measurement:
+  recall 0.42, precision 0.65, rating exact 47 %, 23 of 66 more than one step too low;
+- batch 4: written after tuning on batch 3, measured once, then tuned on. First measurement: recall 0.42,
+  precision 0.66, rating exact 38 %, 28 of 66 more than one step too low.
+
+Batches 3 and 4 are the honest estimate for text written without the lexicon in mind: a word list matched line by
+line finds what a scene names, not what it only shows ("a seat costs three million, cash through my nephew" is a
+bribe with no bribe word in it). A new batch written after the last change, measured once before any tuning, is
+the way to estimate again.
 """
 from __future__ import annotations
 
@@ -162,8 +179,12 @@ def main(argv=None) -> int:
         excerpts = [e for e in excerpts if e["lang"] == args.lang]
     tuning, holdout = split(excerpts)
     tuning_outcomes, holdout_outcomes = run(tuning, catalog), run(holdout, catalog)
-    parts = {"tuning": figures(tuning_outcomes), "holdout": figures(holdout_outcomes),
-             "all": figures(tuning_outcomes + holdout_outcomes)}
+    parts = {"tuning": figures(tuning_outcomes), "holdout": figures(holdout_outcomes)}
+    for batch in sorted({e.get("batch", 1) for e in excerpts}):
+        chosen = [o for o in holdout_outcomes if o.excerpt.get("batch", 1) == batch]
+        if chosen and len(chosen) != len(holdout_outcomes):
+            parts[f"holdout, batch {batch}"] = figures(chosen)
+    parts["all"] = figures(tuning_outcomes + holdout_outcomes)
     when = dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
     if args.json:
