@@ -31,10 +31,16 @@ class Assessment:
         return age_for(self.catalog[code], result.level)
 
 
+# A specific category found makes its generic sibling redundant: the same words signal both.
+SUBSUMED_BY = {"nudity_neutral": "nudity_sexualized"}
+
+
 def assess(text: str, catalog_entries: list[dict]) -> Assessment:
     """`catalog_entries` as GET /violations/ returns them."""
     catalog = {entry["code"]: SimpleNamespace(**entry) for entry in catalog_entries}
     scenes = split_scenes(text)
-    results = {code: result for code, result in detector().scan(scenes).items() if code in catalog}
+    found = detector().scan(scenes)
+    results = {code: result for code, result in found.items()
+               if code in catalog and SUBSUMED_BY.get(code) not in found}
     rating = suggested_rating([(catalog[code], result.level) for code, result in results.items()])
     return Assessment(scenes, results, catalog, rating)
