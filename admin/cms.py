@@ -23,7 +23,7 @@ from gateway import analyses
 from gateway.fields import RequestError
 from gateway.config import PROJECT_ROOT
 from gateway.extensions import csrf, db
-from gateway.models import SEVERITIES, Analysis, BasisViolation, Comment, File, Recommendation, ReferSession
+from gateway.models import SEVERITIES, Analysis, BasisViolation, Comment, File, Recommendation, ReferSession, utc
 
 from .auth import current_user, login_required
 
@@ -49,13 +49,6 @@ def chart_js_version() -> str:
 def status_slug(status: str | None) -> str:
     """The seed's "--------" reads (and styles) as "waiting"."""
     return "waiting" if status == Analysis.WAITING else (status or "")
-
-
-def utc(moment: datetime | None) -> datetime | None:
-    """Timestamps as stored are UTC; SQLite hands them back without the zone."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment
 
 
 def result_path(analysis: Analysis) -> str | None:

@@ -6,8 +6,9 @@ from sqlalchemy import select, update
 from . import fields, refer
 from .config import Settings
 from .fields import RequestError
+from .tus.handler import UPLOAD_ID
 from .extensions import db
-from .models import Analysis, Comment, File, ReferSession
+from .models import Analysis, Comment, File, ReferSession, utc
 
 
 def submit(settings: Settings, form: dict) -> Analysis:
@@ -20,9 +21,9 @@ def submit(settings: Settings, form: dict) -> Analysis:
     title = fields.text(form.get("title"), "title", 255).strip()
     comment = fields.text(form.get("comment"), "comment", 10000).strip()
 
-    if db.session.get(File, file_id.strip()) is None:
-        raise RequestError(404, "no such file")
     file_id = file_id.strip()
+    if not UPLOAD_ID.match(file_id) or db.session.get(File, file_id) is None:
+        raise RequestError(404, "no such file")
     refer.lock_file_for_submission(file_id)
     file = db.session.get(File, file_id, populate_existing=True)
     if file.state in (File.TERMINATED, File.EXPIRED):
@@ -68,8 +69,9 @@ def restart(settings: Settings, analysis: Analysis) -> Analysis:
 def report_failure(analysis: Analysis, reason) -> Analysis:
     """The analyzer gives up (an unreadable or empty file): the analysis ends in error with its reason, and
     its refer session ends with it."""
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > 255:
-        raise RequestError(400, "reason must be text of 1 to 255 characters")
+    reason = fields.text(reason, "reason", 255, required=True)
+    if not reason.strip():
+        raise RequestError(400, "reason is required")
     if analysis.status != Analysis.PROCESSING:
         raise RequestError(409, f"the analysis is {analysis.status}; only one in processing can fail")
     db.session.execute(update(ReferSession).where(
@@ -91,7 +93,7 @@ def describe(settings: Settings, analysis: Analysis) -> dict:
             "suggested_age_rating": analysis.suggested_age_rating,
             "violations": findings.violation_counts(analysis),
             "result_url": findings.result_url(settings, analysis),
-            "created_at": analysis.created_at.isoformat(),
+            "created_at": utc(analysis.created_at).isoformat(),
             "refer_state": session.state if session else None}
     if analysis.reason:
         data["reason"] = analysis.reason

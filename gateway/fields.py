@@ -29,7 +29,7 @@ def text(value, name: str, limit: int, required: bool = False) -> str:
 
 def row_id_text(value: str | None) -> int | None:
     """The same for an id written as text (a query parameter, a form field)."""
-    if not value or not value.isdigit() or len(value) > 10:
+    if not value or not value.isascii() or not value.isdigit() or len(value) > 10:
         return None
     return row_id(int(value))
 
@@ -45,7 +45,7 @@ def choice(body: dict, name: str, choices, default=None, required: bool = False)
 
 def row_id_text(value: str | None) -> int | None:
     """The same for an id written as text (a query parameter, a form field)."""
-    if not value or not value.isdigit() or len(value) > 10:
+    if not value or not value.isascii() or not value.isdigit() or len(value) > 10:
         return None
     return row_id(int(value))
 
@@ -58,7 +58,7 @@ def count(value, name: str = "count") -> int:
 
 def row_id_text(value: str | None) -> int | None:
     """The same for an id written as text (a query parameter, a form field)."""
-    if not value or not value.isdigit() or len(value) > 10:
+    if not value or not value.isascii() or not value.isdigit() or len(value) > 10:
         return None
     return row_id(int(value))
 
@@ -72,6 +72,6 @@ def row_id(value) -> int | None:
 
 def row_id_text(value: str | None) -> int | None:
     """The same for an id written as text (a query parameter, a form field)."""
-    if not value or not value.isdigit() or len(value) > 10:
+    if not value or not value.isascii() or not value.isdigit() or len(value) > 10:
         return None
     return row_id(int(value))

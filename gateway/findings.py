@@ -16,7 +16,8 @@ from . import events, fields, refer
 from .config import Settings
 from .fields import RequestError, row_id, row_id_text
 from .extensions import db
-from .models import SEVERITIES, Analysis, BasisViolation, Comment, Recommendation, ReferSession, ViolationCount
+from .models import (SEVERITIES, Analysis, BasisViolation, Comment, Recommendation, ReferSession, ViolationCount,
+                     utc)
 from .uploads import display_name
 
 AGES = ("0+", "6+", "12+", "16+", "18+")
@@ -42,7 +43,7 @@ def analysis_named_by(body: dict) -> Analysis:
         except refer.ReferError as error:
             raise RequestError(error.status, error.message) from None
     raw = body.get("analysis_id")
-    if isinstance(raw, bool) or not (isinstance(raw, int) or isinstance(raw, str) and raw.isdigit()):
+    if isinstance(raw, bool) or not (isinstance(raw, int) or isinstance(raw, str) and raw.isascii() and raw.isdigit()):
         raise RequestError(400, "name the analysis by analysis_id (a number) or by its refer key")
     analysis_id = row_id_text(raw) if isinstance(raw, str) else row_id(raw)
     analysis = db.session.get(Analysis, analysis_id) if analysis_id else None
@@ -74,7 +75,7 @@ def comment_json(comment: Comment) -> dict:
             "violation_id": comment.violation_id,
             "name": comment.violation.name if comment.violation_id and comment.violation else None,
             "severity": comment.severity, "count": comment.count, "location": comment.location,
-            "quote": comment.quote, "created_at": comment.created_at.isoformat() if comment.created_at else None}
+            "quote": comment.quote, "created_at": utc(comment.created_at).isoformat() if comment.created_at else None}
 
 
 def comments_of(analysis: Analysis) -> list[dict]:
@@ -116,6 +117,9 @@ def recommend(analysis: Analysis, body: dict) -> tuple[Recommendation, bool]:
         db.session.add(recommendation)
     recommendation.text, recommendation.rating, recommendation.age_rating = text, rating, age_rating
     recommendation.user_comment_id = user_comment_id
+    if not created:  # the old counts go first: the new ones may name the same violations
+        recommendation.counts = []
+        db.session.flush()
     recommendation.counts = counts
     db.session.flush()
     _refresh_suggestion(analysis)

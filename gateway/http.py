@@ -77,4 +77,5 @@ def install_error_pages(app: Flask) -> None:
     def http_error(error: HTTPException):
         if error.response is not None:  # abort(response): already says what it means
             return error.response
-        return jsonify(error=error.description or error.name), error.code
+        headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]  # e.g. Allow on 405
+        return jsonify(error=error.description or error.name), error.code, headers

@@ -13,6 +13,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def utc(moment: datetime | None) -> datetime | None:
+    """Timestamps are stored in UTC; SQLite hands them back without the zone."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
 class File(db.Model):
     """One uploaded file (a tus upload that is not a part of another). Its id is the tus upload id."""
     __tablename__ = "file"

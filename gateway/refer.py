@@ -130,7 +130,10 @@ def resolve(key: str, now: float | None = None) -> Resolved:
     if not key_is_valid(session, row.id, now):
         raise DeadKey("this refer key has expired or was replaced")
     analysis = db.session.get(Analysis, session.analysis_id)
-    return Resolved(row, session, analysis, db.session.get(File, analysis.file_id))
+    file = db.session.get(File, analysis.file_id)
+    if file.state != File.COMPLETE:
+        raise DeadKey(f"the file was {file.state}")
+    return Resolved(row, session, analysis, file)
 
 
 def freeze(settings: Settings, key: str) -> Resolved:
@@ -224,6 +227,14 @@ def _fail_analysis(session: ReferSession, reason: str) -> None:
                                .order_by(ReferSession.id.desc()).limit(1))
     if newest == session.id and analysis.status == Analysis.PROCESSING:
         set_status(analysis, Analysis.ERROR, reason)
+
+
+def end_sessions_of_file(file_id: str) -> None:
+    """The file is gone: its live and frozen sessions end, so their keys die with it. The caller commits."""
+    db.session.execute(update(ReferSession).where(
+        ReferSession.analysis_id.in_(select(Analysis.id).where(Analysis.file_id == file_id)),
+        ReferSession.state.in_((ReferSession.LIVE, ReferSession.FROZEN))).values(
+        state=ReferSession.FAILED, next_rotation_at=None))
 
 
 def open_analyses(file_id: str) -> int:

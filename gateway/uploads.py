@@ -95,7 +95,9 @@ def on_finished(info: UploadInfo) -> None:
 def on_terminated(info: UploadInfo, reason: str) -> None:
     state = File.EXPIRED if reason == "expired" else File.TERMINATED
     db.session.query(File).filter(File.id == info.id).update({File.state: state})
-    for analysis in Analysis.query.filter_by(file_id=info.id, status=Analysis.WAITING):
+    refer.end_sessions_of_file(info.id)
+    for analysis in Analysis.query.filter(Analysis.file_id == info.id,
+                                          Analysis.status.in_((Analysis.WAITING, Analysis.PROCESSING))):
         refer.set_status(analysis, Analysis.ERROR, f"upload {state}")
     events.after_commit(info.id, "upload", {"state": state})
     db.session.commit()

@@ -218,10 +218,14 @@ def test_comment_credentials(gw, settings, catalog):
         assert "token" in error_of(answer).lower()
     # A user comment needs CSRF and the analysis's file ID; a wrong or missing file ID answers as if there were
     # no such analysis.
-    for file_given in (None, "", other_file, file_id[:-1], file_id + "x", 12345, [file_id]):
+    for file_given in (None, "", other_file, file_id[:-1], file_id + "x"):
         answer = browser(gw.url).post(url, json={**user, **({} if file_given is None else {"file_id": file_given})})
         assert answer.status_code == 404, (file_given, answer.text)
         assert "analysis" in error_of(answer).lower()
+    for file_given in (12345, [file_id]):  # not text at all: a malformed request, said so
+        answer = browser(gw.url).post(url, json={**user, "file_id": file_given})
+        assert answer.status_code == 400, (file_given, answer.text)
+        assert "file_id" in error_of(answer)
     answer = requests.post(url, json={**user, "file_id": file_id})  # the file ID but no CSRF
     assert answer.status_code == 400 and "csrf" in error_of(answer).lower()
     answer = requests.post(url, json={**user, "file_id": file_id}, headers=WRONG)

@@ -6,12 +6,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from .. import analyses, events
 from ..extensions import db
 from ..models import File
+from ..tus.handler import UPLOAD_ID
 
 bp = Blueprint("events", __name__)
 
 
 def respond(file_id: str):
-    if len(file_id) > 64 or db.session.get(File, file_id) is None:
+    if not UPLOAD_ID.match(file_id) or db.session.get(File, file_id) is None:
         return jsonify(error="no such file"), 404
     app = current_app._get_current_object()
 

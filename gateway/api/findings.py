@@ -43,6 +43,8 @@ def add_comment():
         csrf.protect()
     if author not in (Comment.USER, Comment.AI):
         raise RequestError(400, "author must be User or AI")
+    if body.get("file_id") is not None and not isinstance(body["file_id"], str):
+        raise RequestError(400, "file_id must be text")
     analysis = findings.analysis_named_by(body)
     if not bearer_ok() and not shows_file_id(analysis.file_id, body.get("file_id")):
         raise RequestError(404, "no such analysis")  # the browser proves it knows the file
