@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -93,7 +92,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def create_sessions(stack: Stack, file_id: str, count: int, period: float, first_due: float | None,
-                    lead: float) -> float:
+                    lead: float, delivered: bool = False) -> float:
     """`count` analyses with live sessions, their first rotations due evenly over [first_due, first_due + P)."""
     from sqlalchemy import text
 
@@ -127,9 +126,14 @@ def create_sessions(stack: Stack, file_id: str, count: int, period: float, first
             params)
         db.session.execute(text("UPDATE refer_key SET issued_at = (SELECT s.started_at FROM refer_session s "
                                 "WHERE s.id = refer_key.session_id)"))
+        if delivered:  # as if every hand-off had gone out when its session started
+            db.session.execute(text("UPDATE refer_session SET handoff_state = 'delivered', handoff_next_at = NULL, "
+                                    "handoff_attempts = 1"))
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
+    if delivered:  # and the jobs queued on commit are gone with them
+        app.extensions["redis"].delete("rq:queue:handoff")
     app.extensions["redis"].close()
     log(f"{count} sessions created in {time.monotonic() - started:.1f} s; the first rotation is due in "
         f"{first_due - time.time():.1f} s")
@@ -149,6 +153,7 @@ def lateness(stack: Stack, period: float, landed: dict[str, float], stopped_at: 
             keys.setdefault(row.session_id, []).append(row)
     engine.dispose()
     issued_late, visible_late, steady_visible, missed = [], [], [], 0
+    buckets: dict[int, list[float]] = {}
     not_announced = 0
     landed_times = []
     for session_id, session in sessions.items():
@@ -164,6 +169,7 @@ def lateness(stack: Stack, period: float, landed: dict[str, float], stopped_at: 
                 visible = seen - due
                 landed_times.append(seen)
             visible_late.append(visible)
+            buckets.setdefault(int((due - first_due) // period), []).append(visible)
             if drained_at is not None and due >= drained_at:
                 steady_visible.append(visible)
             following = due + period
@@ -171,12 +177,14 @@ def lateness(stack: Stack, period: float, landed: dict[str, float], stopped_at: 
         while due <= stopped_at - 5.0:  # due, but never landed before the worker stopped
             missed += 1
             visible_late.append(stopped_at - due)
+            buckets.setdefault(int((due - first_due) // period), []).append(stopped_at - due)
             if drained_at is not None and due >= drained_at:
                 steady_visible.append(stopped_at - due)
             due += period
     live = sum(1 for s in sessions.values() if s.state == "live")
     window = (max(landed_times) - first_due) if landed_times else float("nan")
     return {"issued": issued_late, "visible": visible_late, "steady": steady_visible, "missed": missed,
+            "timeline": [(k, len(v), pct(v, 50), pct(v, 99)) for k, v in sorted(buckets.items()) if k >= 0],
             "rotations": len(issued_late), "not_announced": not_announced, "live": live,
             "sessions": len(sessions), "rate": len(landed_times) / window if window and window > 0 else float("nan"),
             "window": window}
@@ -194,7 +202,8 @@ def run_database(args, procs, tmp: Path, database: str, stamp: str) -> dict:
         file_id = stack.upload_small(b"INT. ARCHIVE - NIGHT\nA key turns.\n" * 20, "rotation.txt")
         stack.stop_web()
         log(f"[{database}] inserting {args.sessions} sessions (period {period:g} s)")
-        first_due = create_sessions(stack, file_id, args.sessions, period, None, args.lead)
+        delivered = args.handoffs == "delivered"
+        first_due = create_sessions(stack, file_id, args.sessions, period, None, args.lead, delivered)
         collector = EventCollector(stack.redis_url, file_id)
         collector.start()
         worker_started = time.time()
@@ -209,7 +218,7 @@ def run_database(args, procs, tmp: Path, database: str, stamp: str) -> dict:
         profiler = None
         deadline_min = first_due + args.periods * period
         deadline_max = first_due + args.max_seconds
-        drained_at = None
+        drained_at = first_due - period if delivered else None
         while True:
             now = time.time()
             if drained_at is None and len(receiver.times) >= args.sessions:
@@ -256,6 +265,9 @@ def parse_args(argv=None):
     parser.add_argument("--periods", type=float, default=3.0, help="periods to run at least after the first due")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="longest run after the first due")
     parser.add_argument("--lead", type=float, default=25.0, help="seconds from creation to the first due rotation")
+    parser.add_argument("--handoffs", choices=["fresh", "delivered"], default="fresh",
+                        help="fresh: every session is handed off once when the worker starts (a mass submission); "
+                             "delivered: marked delivered at creation (pure rotation load)")
     parser.add_argument("--quick", action="store_true", help="1,000 sessions, 10 s period, 2 periods")
     parser.add_argument("--profile", action="store_true", help="py-spy the scheduler worker for one period")
     parser.add_argument("--keep-tmp", action="store_true")
@@ -276,9 +288,13 @@ def main(argv=None) -> int:
                              f"{args.sessions} live sessions of one file, REFER_ROTATION_SECONDS={args.period:g} "
                              f"(so {needed:.0f} rotations/s are due, evenly), REFER_LIFETIME_SECONDS="
                              f"{args.lifetime:g}; one worker (the Procfile's: scheduler + handoff + analyzer RQ "
-                             f"workers), ANALYZER_URL = a dummy 200 receiver, so each session is also handed off "
-                             f"once at the start. Lateness in seconds; \"landed\" = its `refer` event reached Redis "
-                             f"(after the sweep's commit); \"issued_at\" = the time stamped on the key.")
+                             f"workers), ANALYZER_URL = a dummy 200 receiver; "
+                             + ("each session is also handed off once when the worker starts (--handoffs fresh: "
+                                f"{args.sessions} hand-offs queued at once, as after a mass submission). "
+                                if args.handoffs == "fresh" else "hand-offs marked delivered at creation "
+                                "(--handoffs delivered: rotation alone). ")
+                             + "Lateness in seconds; \"landed\" = its `refer` event reached Redis "
+                             "(after the sweep's commit); \"issued_at\" = the time stamped on the key.")
         lines += ["| database | rotations | missed | late p50 | late p99 | late max | p99 after hand-offs drained "
                   "| issued_at late p50 / p99 / max | rotations/s (needed) | target p99 | result |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
@@ -296,10 +312,16 @@ def main(argv=None) -> int:
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in results:
             drained = f"{r['drained']:+.0f} s" if r["drained"] is not None else "not all"
+            if args.handoffs == "delivered":
+                drained = "marked delivered"
             lines.append(f"| {r['database']} | {r['run']:.0f} s | {r['handoffs']} ({drained}) | "
                          f"{r['worker_margin']:.1f} s | {r['cpu']['scheduler']:.0f} s "
                          f"({100 * r['cpu']['scheduler'] / r['run']:.0f}%) | {r['cpu']['handoff']:.0f} s | "
                          f"{r['not_announced']} | {r['live']} / {r['sessions']} |")
+        for r in results:
+            lines += ["", f"Timeline, {r['database']}: rotations due in each period after the first due one, and "
+                          f"their lateness (landed) p50 / p99, s: " + "; ".join(
+                              f"#{k + 1}: {n}, {p50:.1f} / {p99:.1f}" for k, n, p50, p99 in r["timeline"]) + "."]
         lines += ["", "Lateness deciles (landed), s: " + "; ".join(
             f"{r['database']}: " + ", ".join(f"{pct(r['visible'], q):.2f}" for q in (10, 30, 50, 70, 90, 99, 99.9))
             for r in results) + " (p10, p30, p50, p70, p90, p99, p99.9)."]

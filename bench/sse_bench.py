@@ -269,7 +269,7 @@ def run_phase(args, stack: Stack, procs, tmp: Path, phase: Phase, upload, stamp:
         holder = {}
         seconds = max(5.0, args.events / args.rate)
         profiler = threading.Thread(target=lambda: holder.update(lines=profile_pids(
-            {f"gunicorn-{phase.name}": worker_pid}, seconds, f"{stamp}-sse", tmp)), daemon=True)
+            {"gunicorn-" + phase.name.replace(" ", "-"): worker_pid}, seconds, f"{stamp}-sse", tmp)), daemon=True)
         profiler.start()
     cpu_before = cpu_seconds(worker_pid)
     uploading.set()
@@ -330,9 +330,10 @@ def run_phase(args, stack: Stack, procs, tmp: Path, phase: Phase, upload, stamp:
         f"{len(phase.result['lat'])} deliveries received; worker CPU {phase.web_cpu:.1f} s")
 
 
-def wait_released(stack: Stack, timeout: float = 40.0) -> float:
-    """Seconds until the worker's open-streams gauge (the EventHub's, in Redis) is back to 0 after the clients
-    closed their connections; the next phase must not start while the old streams still hold connections."""
+def wait_released(stack: Stack, timeout: float = 60.0) -> float:
+    """Seconds until the worker's open-streams gauge (the EventHub's, in Redis, 30 s TTL) says 0 or has expired,
+    after the clients closed their connections: the next phase must not start while the old streams still hold
+    greenlets and connection slots (a stream notices its client left only when a heartbeat write fails)."""
     import redis as redis_lib
 
     client = redis_lib.Redis.from_url(stack.redis_url)
@@ -341,7 +342,9 @@ def wait_released(stack: Stack, timeout: float = 40.0) -> float:
     try:
         while time.monotonic() - started < timeout:
             value = client.get(key)
-            if value is not None and int(value) == 0:
+            if value is None or int(value) == 0:
+                if value is None:
+                    log("the open-streams gauge expired instead of reaching 0 (its last update was lost)")
                 return time.monotonic() - started
             time.sleep(0.2)
     finally:

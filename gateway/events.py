@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from redis.exceptions import RedisError
 
@@ -56,7 +57,9 @@ class Event:
     type: str
     data: str  # JSON text
 
-    def encode(self) -> bytes:
+    @cached_property
+    def wire(self) -> bytes:
+        """The event as sent; built once, however many streams it goes to."""
         head = f"id: {self.id}\n" if self.id else ""  # no id: the client keeps its Last-Event-ID
         return f"{head}event: {self.type}\ndata: {self.data}\n\n".encode()
 
@@ -202,11 +205,11 @@ def stream(hub: EventHub, file_id: str, snapshot, last_event_id: str | None, hea
     try:
         yield b"retry: 2000\n\n"
         newest = tip(hub.redis, file_id)
-        yield Event("" if last_event_id else newest, "snapshot", json.dumps(snapshot())).encode()
+        yield Event("" if last_event_id else newest, "snapshot", json.dumps(snapshot())).wire
         delivered = last_event_id or newest
         if last_event_id:
             for event in replay(hub.redis, file_id, last_event_id):
-                yield event.encode()
+                yield event.wire
                 delivered = event.id
         while not subscription.overflowed:
             try:
@@ -216,6 +219,6 @@ def stream(hub: EventHub, file_id: str, snapshot, last_event_id: str | None, hea
                 continue
             if _id_tuple(event.id) > _id_tuple(delivered):
                 delivered = event.id
-                yield event.encode()
+                yield event.wire
     finally:
         hub.unsubscribe(subscription)

@@ -22,8 +22,13 @@ csrf = CSRFProtect()
 
 
 def connect_redis(url: str) -> redis.Redis:
-    """A client for REDIS_URL. The embedded Redis is started by the launcher and reached by its URL too."""
-    return redis.Redis.from_url(url, health_check_interval=30, socket_connect_timeout=5)
+    """A client for REDIS_URL. The embedded Redis is started by the launcher and reached by its URL too.
+
+    A blocking pool: when hundreds of event streams open at once, a caller waits a moment for a connection
+    instead of failing (redis-py's default pool raises past 100)."""
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=20, health_check_interval=30,
+                                                 socket_connect_timeout=5)
+    return redis.Redis(connection_pool=pool)
 
 
 def start_embedded_redis(path) -> str:

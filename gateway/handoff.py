@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import time
+from functools import lru_cache
 
 import requests
 from flask import current_app
@@ -27,6 +28,13 @@ HANDOFF_QUEUE = "handoff"
 ANALYZER_QUEUE = "analyzer"
 REQUEST_TIMEOUT = 10.0
 LEASE_SECONDS = REQUEST_TIMEOUT + 5.0
+QUEUED_MARK_SECONDS = 600
+
+
+@lru_cache(maxsize=1)
+def _http() -> requests.Session:
+    """One keep-alive session per worker process for the webhook."""
+    return requests.Session()
 
 
 def _queue(name: str) -> Queue:
@@ -40,7 +48,9 @@ def _queued_key(session_id: int) -> str:
 def enqueue_delivery(session_id: int) -> None:
     """Queue a delivery attempt, unless one was queued moments ago (the sweep asks again while it is due)."""
     redis = current_app.extensions["redis"]
-    if redis.set(_queued_key(session_id), "1", nx=True, px=int(LEASE_SECONDS * 1000)):
+    # The mark lasts until the job starts (it lifts it), however long the queue: the sweep asks again while
+    # the hand-off is due, and must not stack duplicates. Its TTL only covers a job lost with a flushed Redis.
+    if redis.set(_queued_key(session_id), "1", nx=True, ex=QUEUED_MARK_SECONDS):
         _queue(HANDOFF_QUEUE).enqueue("workers.jobs.deliver_handoff", session_id,
                                       job_timeout=int(LEASE_SECONDS * 2), result_ttl=60)
 
@@ -99,7 +109,7 @@ def deliver(settings: Settings, session_id: int) -> str:
         raw = json.dumps(body).encode()
         metrics.count(current_app.extensions["redis"], "handoff_attempts_total")
         try:
-            answer = requests.post(settings.analyzer_url, data=raw, timeout=REQUEST_TIMEOUT, headers={
+            answer = _http().post(settings.analyzer_url, data=raw, timeout=REQUEST_TIMEOUT, headers={
                 "Content-Type": "application/json", "X-Signature": sign(settings.analyzer_token, raw)})
             if not 200 <= answer.status_code < 300:
                 error = f"analyzer answered {answer.status_code}"

@@ -21,6 +21,7 @@ from .config import Settings
 from .extensions import db, on_commit
 from .models import Analysis, File, ReferKey, ReferSession
 
+ROTATION_COMMIT_EVERY = 50
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 
 
@@ -171,7 +172,7 @@ def rotate_due(settings: Settings, now: float | None = None, limit: int = 500) -
                ReferSession.ends_at > now)
         .order_by(ReferSession.next_rotation_at).limit(limit)).all()
     rotated = 0
-    for session_id, current_key_id, scheduled in due:
+    for index, (session_id, current_key_id, scheduled) in enumerate(due, start=1):
         key = _new_key(session_id, now)
         following = scheduled + settings.refer_rotation_seconds
         if following <= now:  # we were down for longer than a period: keep the rhythm from now on
@@ -189,6 +190,8 @@ def rotate_due(settings: Settings, now: float | None = None, limit: int = 500) -
         rotated += 1
         session = db.session.get(ReferSession, session_id, populate_existing=True)
         _announce_key(settings, session, key, db.session.get(Analysis, session.analysis_id))
+        if index % ROTATION_COMMIT_EVERY == 0:  # land keys as they are made; shorter write locks on SQLite
+            db.session.commit()
     db.session.commit()
     return rotated
 

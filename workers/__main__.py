@@ -38,10 +38,11 @@ def run_role(role: str) -> None:
         queues = [Queue(name, connection=redis) for name in ROLES[role]]
         ticker = None
         if role == "scheduler":
-            sweep_every = min(1.0, max(0.1, settings.refer_rotation_seconds / 8))
+            sweep_every = min(0.25, max(0.1, settings.refer_rotation_seconds / 8))
             expire_every = min(300.0, max(1.0, settings.upload_expiration_seconds / 4))
             ticker = Ticker(redis, queues[0], [
                 Periodic("refer_sweep", sweep_every, "workers.jobs.sweep_refer_sessions"),
+                Periodic("handoffs", sweep_every, "workers.jobs.queue_due_handoffs"),
                 Periodic("expire_uploads", expire_every, "workers.jobs.expire_uploads"),
             ])
             ticker.start()

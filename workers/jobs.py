@@ -17,7 +17,7 @@ def expire_uploads() -> int:
 
 def sweep_refer_sessions() -> dict:
     """The refer scheduler's beat: rotate due keys, end lapsed sessions, start sessions an interrupted
-    completion missed, and queue hand-offs that are due (again). Reads everything from the database, so a
+    completion missed. Reads everything from the database, so a
     restarted worker or a flushed Redis picks up exactly where the schedule stands."""
     settings = current_app.config["SETTINGS"]
     rotated = refer.rotate_due(settings)
@@ -29,10 +29,15 @@ def sweep_refer_sessions() -> dict:
     for file_id in stranded:
         refer.start_waiting(settings, file_id)
     db.session.commit()
+    return {"rotated": rotated, "ended": ended, "started": len(stranded)}
+
+
+def queue_due_handoffs() -> int:
+    """Hand-offs that are due (first attempts a crash lost, retries after their back-off), queued once each."""
     due = handoff.due()
     for session_id in due:
         handoff.enqueue_delivery(session_id)
-    return {"rotated": rotated, "ended": ended, "started": len(stranded), "handoffs": len(due)}
+    return len(due)
 
 
 def deliver_handoff(session_id: int) -> str:
