@@ -97,13 +97,25 @@ def cut_bodies_in_flight() -> None:
         body.abort()
 
 
+def _native_thread_runner():
+    """Under gevent, chunk writes and hashing run in gevent's native thread pool (both release the GIL), so the
+    event loop keeps serving event streams and other uploads meanwhile. Elsewhere they run in place."""
+    try:
+        from gevent import get_hub, monkey
+    except ImportError:
+        return None
+    if not monkey.is_module_patched("socket"):
+        return None
+    return lambda function, *args: get_hub().threadpool.apply(function, args)
+
+
 def init_app(app) -> None:
     settings = app.config["SETTINGS"]
     redis = app.extensions["redis"]
     hooks = uploads.hooks(redis)
     locker = RedisLocker(redis, on_event=lambda kind: hooks.fire("counted", kind, 1))
-    app.extensions["tus"] = TusHandler(DiskStore(settings.uploads_dir), locker, hooks,
-                                       max_size=settings.upload_max_size,
+    store = DiskStore(settings.uploads_dir, offload=_native_thread_runner())
+    app.extensions["tus"] = TusHandler(store, locker, hooks, max_size=settings.upload_max_size,
                                        expiration_seconds=settings.upload_expiration_seconds)
 
 

@@ -178,14 +178,17 @@ class _DiskChunkWriter(ChunkWriter):
         self.written = 0
 
     def write(self, data: bytes) -> None:
+        self._store.offload(self._write_and_hash, data)
+        self.written += len(data)
+        _yield()
+
+    def _write_and_hash(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             count = os.write(self._fd, view)
             view = view[count:]
-        self.written += len(data)
         if self._hasher is not None:
             self._hasher.update(data)
-        _yield()
 
     def commit(self) -> None:
         if self._provisional:
@@ -205,9 +208,17 @@ class _DiskChunkWriter(ChunkWriter):
         os.close(self._fd)
 
 
+def _call(function, *args):
+    return function(*args)
+
+
 class DiskStore(DataStore, Terminater, Concater, LengthDeferrer):
-    def __init__(self, root: Path):
+    """`offload(function, *args)` runs the disk writes and hashing of each chunk; a server whose requests share
+    one thread (gevent) passes a thread pool's, so that a large upload does not stall the other requests."""
+
+    def __init__(self, root: Path, offload=None):
         self.root = Path(root)
+        self.offload = offload or _call
         self._digests = _DigestCache()
 
     # -- paths ------------------------------------------------------------------------------------
