@@ -20,7 +20,9 @@ timeout = 60
 keepalive = 75
 # Uploads can be large; the app streams bodies itself and nginx (deploy/) enforces the body limit.
 limit_request_line = 8190
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Proxy headers are the app's business (TRUST_PROXY, ProxyFix): gunicorn must not act on them by itself.
+secure_scheme_headers = {}
+forwarded_allow_ips = ""
 # The shared per-user control socket would make two gateways on one machine fight over it.
 control_socket_disable = True
 accesslog = os.environ.get("ACCESS_LOG", "-")

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,14 @@ def procfile_commands() -> dict[str, str]:
         if command.strip():
             commands[name.strip()] = command.strip()
     return commands
+
+
+def stop_signals() -> threading.Event:
+    """An event set by Ctrl-C, SIGTERM or SIGHUP: the supervisor loop then stops its children in order."""
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda number, frame: stopping.set())
+    return stopping
 
 
 def main() -> int:
@@ -48,16 +57,9 @@ def main() -> int:
 
     children = [subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], cwd=PROJECT_ROOT, env=env)
                 for command in procfile_commands().values()]
-    stopping = False
-
-    def stop(signum, frame):
-        nonlocal stopping
-        stopping = True
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, stop)
+    stopping = stop_signals()
     try:
-        while not stopping and all(child.poll() is None for child in children):
+        while not stopping.is_set() and all(child.poll() is None for child in children):
             time.sleep(0.2)
     finally:
         for child in children:
@@ -71,7 +73,7 @@ def main() -> int:
                 child.kill()
         if embedded is not None:
             embedded.shutdown()
-    return 0 if stopping else 1
+    return 0 if stopping.is_set() else 1
 
 
 if __name__ == "__main__":

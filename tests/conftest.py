@@ -91,8 +91,26 @@ def client(app):
     return app.test_client()
 
 
+class ProcessGroup:
+    """A process started in a session of its own, stopped with everything it started."""
+    process: subprocess.Popen | None
+
+    def kill9(self) -> None:
+        """kill -9 every process of the group at once."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
 @dataclass
-class LiveServer:
+class LiveServer(ProcessGroup):
     """gunicorn started exactly as the Procfile's `web` line, on a free loopback port."""
     env: dict
     workers: int = 1
@@ -123,18 +141,6 @@ class LiveServer:
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not answer: {self.log_path.read_text()[-3000:]}")
 
-    def kill9(self) -> None:
-        """kill -9 every process of the server (arbiter and workers) at once."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill9()
 
     def worker_pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
@@ -171,7 +177,7 @@ def live_server(server_factory) -> LiveServer:
 
 
 @dataclass
-class WorkerProcess:
+class WorkerProcess(ProcessGroup):
     """The Procfile's `worker` line, started for real."""
     env: dict
     log_path: Path
@@ -206,17 +212,6 @@ class WorkerProcess:
             connection.close()
         raise RuntimeError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
 
-    def kill9(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill9()
 
 
 @pytest.fixture

@@ -37,12 +37,12 @@ import redis as redis_lib
 import urllib3
 from sqlalchemy import create_engine, inspect, select, text
 
+from treewatch import paths_outside
 from conftest import ROOT, TEST_REDIS_URL, TUS, LiveServer, settings_env
 from gateway.config import Settings
 
 MAX_SIZE = 4 * 1024 ** 2  # UPLOAD_MAX_SIZE of this module's server: also the result file limit
 MIB = 1024 * 1024
-SQLITE_TRANSIENT = ("-journal", "-wal", "-shm")
 CATALOG = {"profanity": 1, "violence": 3, "flirting": 6}
 
 
@@ -228,13 +228,7 @@ def media_files(bench: Bench) -> dict[str, int]:
 
 
 def outside_tree(bench: Bench) -> set[str]:
-    found = set()
-    for root in bench.watched:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if Path(dirpath, d) not in bench.ignored]
-            found.update(str(Path(dirpath, name)) for name in dirnames + filenames
-                         if Path(dirpath, name) not in bench.ignored and not name.endswith(SQLITE_TRANSIENT))
-    return found
+    return paths_outside(bench.watched, bench.ignored)
 
 
 # -- a case's context -----------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from treewatch import paths_outside
 from conftest import ROOT, TEST_REDIS_URL, TUS, LiveServer, settings_env
 from gateway.config import Settings
 
@@ -41,7 +42,6 @@ MAX_SIZE = 64 * 1024 ** 2
 OCTET = "application/offset+octet-stream"
 UPLOAD_FILE = re.compile(r"^uploads/([A-Za-z0-9_-]{2})/([A-Za-z0-9_-]{22,64})(\.info|\.gone|\.pending)?$")
 SENTINEL = "pwned-" + secrets.token_hex(4)  # what a path-traversal attempt would try to create
-SQLITE_TRANSIENT = ("-journal", "-wal", "-shm")  # the test database's own side files come and go
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -181,14 +181,7 @@ def media_files(env: Hostile) -> dict[str, int]:
 
 
 def outside_tree(env: Hostile) -> set[str]:
-    """Every path in the watched trees outside MEDIA_ROOT (sizes not compared: logs and caches grow)."""
-    found = set()
-    for root in env.watched:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if Path(dirpath, d) not in env.ignored]
-            found.update(str(Path(dirpath, name)) for name in dirnames + filenames
-                         if Path(dirpath, name) not in env.ignored and not name.endswith(SQLITE_TRANSIENT))
-    return found
+    return paths_outside(env.watched, env.ignored)
 
 
 class GoodUpload:

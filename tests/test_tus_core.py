@@ -74,3 +74,18 @@ def test_delete_then_410(live_server, app):
     assert requests.head(url, headers=TUS).status_code == 410
     assert patch(url, b"a", 0).status_code == 410
     assert File.query.get(url.rstrip("/").rsplit("/", 1)[1]).state == "terminated"
+
+
+def test_behind_a_proxy_location_carries_the_public_address(server_factory):
+    server = server_factory(TRUST_PROXY=1)
+    answer = requests.post(server.url + "/files/", headers={
+        **TUS, "Upload-Length": "5", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "rating.example.org",
+        "X-Forwarded-Prefix": "/gateway", "X-Forwarded-For": "203.0.113.9"})
+    assert answer.status_code == 201
+    assert answer.headers["Location"].startswith("https://rating.example.org/gateway/files/")
+
+
+def test_without_trust_proxy_forwarded_headers_are_ignored(live_server):
+    answer = requests.post(live_server.url + "/files/", headers={
+        **TUS, "Upload-Length": "5", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"})
+    assert answer.headers["Location"].startswith(live_server.url + "/files/")

@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from gateway.launcher import stop_signals
+
 ROLES = {
     "scheduler": ("refer", "default"),
     "handoff": ("handoff",),
@@ -56,24 +58,17 @@ def run_role(role: str) -> None:
 
 def supervise() -> int:
     children: dict[str, subprocess.Popen] = {}
-    stopping = False
-
-    def stop(signum, frame):
-        nonlocal stopping
-        stopping = True
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, stop)
+    stopping = stop_signals()
 
     def start(role: str) -> None:
         children[role] = subprocess.Popen([sys.executable, "-m", "workers", "--role", role])
 
     for role in ROLES:
         start(role)
-    while not stopping:
+    while not stopping.is_set():
         time.sleep(0.5)
         for role, child in list(children.items()):
-            if child.poll() is not None and not stopping:
+            if child.poll() is not None and not stopping.is_set():
                 logging.warning("worker %s exited with %s; starting it again", role, child.returncode)
                 time.sleep(1.0)
                 start(role)
