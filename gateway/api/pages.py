@@ -1,5 +1,6 @@
-"""The uploader's page (`/`) and the front-end libraries it and the dashboards use, served from the project's
-own node_modules (installed by `make run`): nothing comes from a CDN, the gateway works offline."""
+"""The uploader's page (`/`) and tus-js-client, served from the project's own node_modules (installed by
+`make run`): nothing comes from a CDN, the gateway works offline. (The CMS serves Chart.js and the docs serve
+ReDoc the same way, each beside its page.)"""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, send_file
@@ -11,8 +12,6 @@ bp = Blueprint("pages", __name__)
 
 VENDOR_FILES = {
     "tus.min.js": "tus-js-client/dist/tus.min.js",
-    "chart.umd.js": "chart.js/dist/chart.umd.js",
-    "redoc.standalone.js": "redoc/bundles/redoc.standalone.js",
 }
 
 
@@ -29,5 +28,4 @@ def vendor(name: str):
     path = PROJECT_ROOT / "node_modules" / relative
     if not path.is_file():
         return jsonify(error=f"{relative} is not installed: run `make run` (it runs npm install)"), 503
-    response = send_file(path, mimetype="text/javascript", max_age=3600)
-    return response
+    return send_file(path, mimetype="text/javascript", max_age=3600)
