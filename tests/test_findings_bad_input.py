@@ -37,7 +37,7 @@ import redis as redis_lib
 import urllib3
 from sqlalchemy import create_engine, inspect, select, text
 
-from treewatch import paths_outside
+from treewatch import paths_outside, sizes_below
 from conftest import ROOT, TEST_REDIS_URL, TUS, LiveServer, settings_env
 from gateway.config import Settings
 
@@ -215,16 +215,7 @@ def snapshot() -> dict:
 
 def media_files(bench: Bench) -> dict[str, int]:
     """Every file below MEDIA_ROOT with its size (directories may come and go: an empty one is harmless)."""
-    root = bench.settings.media_root
-    found = {}
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            path = Path(dirpath, name)
-            try:
-                found[path.relative_to(root).as_posix()] = path.stat().st_size
-            except FileNotFoundError:
-                continue
-    return found
+    return sizes_below(bench.settings.media_root, with_dirs=False)
 
 
 def outside_tree(bench: Bench) -> set[str]:

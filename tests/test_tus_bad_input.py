@@ -34,7 +34,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from treewatch import paths_outside
+from treewatch import paths_outside, sizes_below
 from conftest import ROOT, TEST_REDIS_URL, TUS, LiveServer, settings_env
 from gateway.config import Settings
 
@@ -168,16 +168,7 @@ def file_row(env: Hostile, uid: str):
 
 def media_files(env: Hostile) -> dict[str, int]:
     """Every file and directory below MEDIA_ROOT, with its size."""
-    root = env.settings.media_root
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            try:
-                found[path.relative_to(root).as_posix()] = -1 if path.is_dir() else path.stat().st_size
-            except FileNotFoundError:
-                continue
-    return found
+    return sizes_below(env.settings.media_root, with_dirs=True)
 
 
 def outside_tree(env: Hostile) -> set[str]:
