@@ -21,6 +21,7 @@ run: setup
 	$(PY) -m gateway.launcher
 
 test: setup
+	$(PY) -m ruff check --select F,E9 --line-length 120 gateway workers admin tests bench
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgresql
 

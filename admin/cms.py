@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from functools import lru_cache
 
 from flask import (Blueprint, Response, current_app, flash, jsonify, redirect, render_template, request, send_file,

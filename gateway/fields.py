@@ -27,13 +27,6 @@ def text(value, name: str, limit: int, required: bool = False) -> str:
     return value
 
 
-def row_id_text(value: str | None) -> int | None:
-    """The same for an id written as text (a query parameter, a form field)."""
-    if not value or not value.isascii() or not value.isdigit() or len(value) > 10:
-        return None
-    return row_id(int(value))
-
-
 def choice(body: dict, name: str, choices, default=None, required: bool = False):
     value = body.get(name, default)
     if value is None and not required:
@@ -43,24 +36,10 @@ def choice(body: dict, name: str, choices, default=None, required: bool = False)
     return value
 
 
-def row_id_text(value: str | None) -> int | None:
-    """The same for an id written as text (a query parameter, a form field)."""
-    if not value or not value.isascii() or not value.isdigit() or len(value) > 10:
-        return None
-    return row_id(int(value))
-
-
 def count(value, name: str = "count") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
         raise RequestError(400, f"{name} must be a whole number from 0 to 1000000")
     return value
-
-
-def row_id_text(value: str | None) -> int | None:
-    """The same for an id written as text (a query parameter, a form field)."""
-    if not value or not value.isascii() or not value.isdigit() or len(value) > 10:
-        return None
-    return row_id(int(value))
 
 
 def row_id(value) -> int | None:

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import secrets
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 

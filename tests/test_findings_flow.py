@@ -1,7 +1,6 @@
 """The whole way over HTTP: upload, submit, an analyzer downloads by refer and posts comments, the result file
 and the recommendation; statuses pass through every step and appear on the event stream."""
 import json
-import os
 
 import pytest
 import requests

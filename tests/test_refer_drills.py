@@ -1,7 +1,6 @@
 """Drills: the worker killed mid-session, Redis restarted empty (and FLUSHALL): the schedule goes on from the
 database, nothing lost, nothing doubled."""
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path

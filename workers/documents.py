@@ -2,7 +2,6 @@
 (python-docx), or plain text in UTF-8 / UTF-16 / Windows-1251."""
 from __future__ import annotations
 
-import io
 import zipfile
 
 

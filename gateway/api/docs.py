@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from flasgger import Swagger
-from flask import Blueprint, Flask, Response, current_app, render_template_string, request, send_file, url_for
+from flask import Blueprint, Flask, Response, current_app, render_template_string, request, send_file
 from jinja2 import ChoiceLoader, DictLoader
 
 from ..config import PROJECT_ROOT
