@@ -62,14 +62,19 @@ def redis_client():
     client.close()
 
 
-@pytest.fixture
-def settings(tmp_path, database_url, redis_client) -> Settings:
+def empty_tables(database_url: str) -> None:
+    """Every table emptied (the schema and its migration stamp stay)."""
     engine = create_engine(database_url)
     with engine.begin() as conn:
         for table in reversed(inspect(conn).get_table_names()):
             if table != "alembic_version":
                 conn.execute(text(f'DELETE FROM "{table}"'))
     engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path, database_url, redis_client) -> Settings:
+    empty_tables(database_url)
     return Settings.from_env({
         "INSTANCE_DIR": str(tmp_path / "instance"), "MEDIA_ROOT": str(tmp_path / "media"),
         "DATABASE_URL": database_url, "REDIS_URL": TEST_REDIS_URL, "UPLOAD_MAX_SIZE": str(64 * 1024 ** 2),

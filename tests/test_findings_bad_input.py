@@ -34,10 +34,11 @@ from typing import Callable
 import pytest
 import redis as redis_lib
 import urllib3
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import select
 
+from rawhttp import Reply
 from treewatch import paths_outside, sizes_below
-from conftest import ROOT, TEST_REDIS_URL, TUS, LiveServer, settings_env
+from conftest import empty_tables, ROOT, TEST_REDIS_URL, TUS, LiveServer, settings_env
 from gateway.config import Settings
 
 MAX_SIZE = 4 * 1024 ** 2  # UPLOAD_MAX_SIZE of this module's server: also the result file limit
@@ -70,12 +71,7 @@ def bench(tmp_path_factory, database_url):
         "INSTANCE_DIR": str(base / "srv" / "instance"), "MEDIA_ROOT": str(media_root),
         "DATABASE_URL": database_url, "REDIS_URL": TEST_REDIS_URL, "UPLOAD_MAX_SIZE": str(MAX_SIZE),
     })
-    engine = create_engine(database_url)
-    with engine.begin() as conn:
-        for table in reversed(inspect(conn).get_table_names()):
-            if table != "alembic_version":
-                conn.execute(text(f'DELETE FROM "{table}"'))
-    engine.dispose()
+    empty_tables(database_url)
     redis_lib.Redis.from_url(TEST_REDIS_URL).flushdb()
 
     from gateway import create_app
@@ -109,17 +105,6 @@ def bench(tmp_path_factory, database_url):
 
 
 # -- raw HTTP ------------------------------------------------------------------------------------------
-@dataclass
-class Reply:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
 def send(bench: Bench, method: str, target: str, body: bytes = b"", headers: dict | None = None,
          chunks: list[bytes] | None = None) -> Reply:
     """Send the request as written: the target is not normalized, the body not re-encoded."""

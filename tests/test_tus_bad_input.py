@@ -34,6 +34,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from rawhttp import Reply
 from treewatch import paths_outside, sizes_below
 from conftest import ROOT, TEST_REDIS_URL, TUS, LiveServer, settings_env
 from gateway.config import Settings
@@ -99,17 +100,6 @@ class Req:
             if isinstance(key, str) and key.lower() == name.lower():
                 return value
         return None
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
 
 
 def _bytes(value) -> bytes:
