@@ -1,7 +1,8 @@
 """The built-in analyzer's quality on the labelled development set (SPEC §9).
 
-Runs `workers.assess.assess` on every excerpt of `tests/fixtures/excerpts.jsonl` and prints, separately for the
-tuning part and for the held-out part (`"holdout": true`, never looked at while the lexicon is tuned):
+Runs `workers.assess.assess` on every excerpt of `workers/corpus/excerpts.jsonl` and prints, separately for the
+tuning part (what the lexicon was tuned on and the scene model is trained on) and for the held-out part
+(`"holdout": true`, never trained on):
 
 - recall and precision of the categories found, micro-averaged over (excerpt, category) pairs;
 - how often the suggested rating is exactly the labelled one;
@@ -16,22 +17,16 @@ The bar: recall ≥ 0.9, precision ≥ 0.8, rating exact ≥ 70 %, never more th
 `--details` lists the tuning part's errors only: the held-out part stays unseen (`--details-holdout` shows it,
 which spoils it as an estimate).
 
-The excerpts come in batches (`"batch"`), each Russian scene with an English counterpart on the same theme
-(the two share their holdout flag):
+The excerpts come in batches (`"batch"`), each written in one go by one writer:
 
-- batch 1: written before the lexicon, every 4th scene held out; in view while the first lexicon was written, so
-  its holdout is optimistic;
-- batch 2: written after the first lexicon in deliberately different wording, every 2nd scene held out; later
-  additions to the lexicon echo some of its held-out scenes, so optimistic too;
-- batch 3: written after the second lexicon, measured once, then tuned on (no longer held out). First measurement:
-  recall 0.42, precision 0.65, rating exact 47 %, 23 of 66 more than one step too low;
-- batch 4: written after tuning on batch 3, measured once, then tuned on. First measurement: recall 0.42,
-  precision 0.66, rating exact 38 %, 28 of 66 more than one step too low.
-
-Batches 3 and 4 are the honest estimate for text written without the lexicon in mind: a word list matched line by
-line finds what a scene names, not what it only shows ("a seat costs three million, cash through my nephew" is a
-bribe with no bribe word in it). A new batch written after the last change, measured once before any tuning, is
-the way to estimate again.
+- batches 1-4: written while the lexicon was built (first half of the day); batches 1-2 held out in part, but
+  the lexicon echoes some of their held-out scenes, so their figures are optimistic. Batches 3-4 were measured
+  once before tuning (recall 0.42, precision 0.65), the honest estimate of the word list alone;
+- batches 11-16, 31-36, 41-46, 51-56: training data for the scene model, six writers per wave, each on a slice
+  of the catalog: plain, indirect, boundary pairs (close to a category but not it) and varied settings;
+- batch 20: an evaluation set of 150 excerpts written independently of the corpus, as an examiner would; the
+  scene model's threshold, veto levels and fallback were chosen on it, so it is optimistic for them;
+- batch 21: a second such set, measured once after every choice was made: the honest estimate.
 """
 from __future__ import annotations
 
@@ -47,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-EXCERPTS = ROOT / "tests" / "fixtures" / "excerpts.jsonl"
+EXCERPTS = ROOT / "workers" / "corpus" / "excerpts.jsonl"
 WORKBOOK = ROOT / "media" / "classification_events.xlsx"
 AGES = ("0+", "6+", "12+", "16+", "18+")
 BAR = {"recall": 0.9, "precision": 0.8, "rating_exact": 0.7, "too_low_by_more_than_one": 0}

@@ -21,12 +21,11 @@ from pathlib import Path
 from sqlalchemy import select, text
 
 from .extensions import db
-from .models import BasisViolation
+from .models import AGES, BasisViolation
 
 SHEET = "violations"
 COLUMNS = ("code", "name", "name_en", "context", "age_marks", "marks")  # required, in any order
 OPTIONAL_COLUMNS = ("id",)
-AGES = ("0+", "6+", "12+", "16+", "18+")
 CODE_RE = re.compile(r"[a-z0-9_]+")
 AGE_LIKE_RE = re.compile(r"\d+\s*\+")
 MAX_LENGTHS = {"code": 64, "name": 255, "name_en": 255, "age_marks": 64}

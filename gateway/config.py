@@ -83,6 +83,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     trust_proxy: int = 0
     sse_heartbeat_seconds: float = 15.0
+    analyzer_cache_dir: Path = PROJECT_ROOT / "instance" / "cache"  # the built-in analyzer's fitted model
 
     @property
     def default_public_url(self) -> str:
@@ -131,4 +132,5 @@ class Settings:
             cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "*").split(",") if o.strip()),
             trust_proxy=_positive_int(env.get("TRUST_PROXY", "0"), "TRUST_PROXY"),
             sse_heartbeat_seconds=_seconds(env.get("SSE_HEARTBEAT_SECONDS", "15"), "SSE_HEARTBEAT_SECONDS"),
+            analyzer_cache_dir=Path(env.get("ANALYZER_CACHE_DIR") or instance_dir / "cache").resolve(),
         )

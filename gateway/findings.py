@@ -16,11 +16,10 @@ from . import events, fields, refer
 from .config import Settings
 from .fields import RequestError, row_id, row_id_text
 from .extensions import db
-from .models import (SEVERITIES, Analysis, BasisViolation, Comment, Recommendation, ReferSession, ViolationCount,
+from .models import (AGES, SEVERITIES, Analysis, BasisViolation, Comment, Recommendation, ReferSession, ViolationCount,
                      utc)
 from .uploads import display_name
 
-AGES = ("0+", "6+", "12+", "16+", "18+")
 SEVERITY_POSITION = {"mild": 0.0, "moderate": 0.5, "severe": 1.0, "----": 0.0}
 
 

@@ -44,12 +44,15 @@ class File(db.Model):
         return f"<File {self.id[:8]}… {self.state} {self.filename!r}>"
 
 
+AGES = ("0+", "6+", "12+", "16+", "18+")  # the age marks of the classification, youngest first
+
+
 class Analysis(db.Model):
     """One request to rate a file. Statuses are the seed's, in its spelling."""
     __tablename__ = "analysis"
 
     WAITING, PROCESSING, READY, DB_READY, ERROR = "--------", "processing", "ready", "db_ready", "error"
-    AUDIENCES = ("0+", "6+", "12+", "16+", "18+")
+    AUDIENCES = AGES
 
     id: Mapped[int] = mapped_column(primary_key=True)
     file_id: Mapped[str] = mapped_column(ForeignKey("file.id", ondelete="CASCADE"), index=True)

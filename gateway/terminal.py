@@ -18,6 +18,8 @@ from pathlib import Path
 
 import requests
 
+from .models import AGES
+
 TUS = {"Tus-Resumable": "1.0.0"}
 CHUNK = 8 * 1024 * 1024
 RETRY_DELAYS = (1, 2, 4, 8, 15, 30, 30, 60)
@@ -224,7 +226,7 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     upload = commands.add_parser("upload", help="upload a screenplay and ask for its age rating")
     upload.add_argument("file")
-    upload.add_argument("--target", required=True, choices=("0+", "6+", "12+", "16+", "18+"))
+    upload.add_argument("--target", required=True, choices=AGES)
     upload.add_argument("--title")
     upload.add_argument("--watch", action="store_true", help="follow the statuses and print the summary")
     upload.add_argument("--chunk-size", type=int, default=CHUNK, help="bytes per PATCH (smaller on a flaky link)")

@@ -27,6 +27,9 @@ from gateway.config import Settings  # noqa: E402
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 TUS = {"Tus-Resumable": "1.0.0"}
+# Every worker a test starts would otherwise fit the analyzer's model anew (seconds each); the file name changes
+# with the corpus and the code, so a kept model is never stale.
+os.environ.setdefault("ANALYZER_CACHE_DIR", str(ROOT / ".pytest_cache" / "analyzer-model"))
 
 
 def free_port() -> int:

@@ -13,13 +13,14 @@ import time
 
 import requests
 
+from gateway.models import AGES
+
 from .assess import Assessment, assess
 from .documents import UnreadableDocument, extract_text
 from .report import render
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
-AGES = ("0+", "6+", "12+", "16+", "18+")
 
 
 class FetchError(Exception):
@@ -117,7 +118,8 @@ def publish(client: Client, handoff: dict, assessment: Assessment) -> None:
 def run(handoff: dict) -> dict:
     """The RQ job: one hand-off, start to finish."""
     from flask import current_app
-    client = Client(handoff, current_app.config["SETTINGS"].analyzer_token)
+    settings = current_app.config["SETTINGS"]
+    client = Client(handoff, settings.analyzer_token)
     with tempfile.TemporaryFile() as copy:
         try:
             fetch(handoff, copy)
@@ -125,7 +127,7 @@ def run(handoff: dict) -> dict:
         except (UnreadableDocument, FetchError) as error:
             client.fail(f"unreadable file: {error}" if isinstance(error, UnreadableDocument) else str(error))
             return {"analysis_id": handoff["analysis_id"], "error": str(error)}
-    assessment = assess(text, client.catalog())
+    assessment = assess(text, client.catalog(), model_cache=settings.analyzer_cache_dir)
     publish(client, handoff, assessment)
     return {"analysis_id": handoff["analysis_id"], "rating": assessment.suggested_age,
             "categories": sorted(assessment.results)}

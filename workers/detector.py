@@ -33,6 +33,12 @@ def russian_lemmas(word: str) -> frozenset[str]:
     return frozenset({word} | {parse.normal_form.replace("ё", "е") for parse in _morph().parse(word)})
 
 
+@lru_cache(maxsize=1)
+def lexicon_detector() -> "Detector":
+    from .lexicon import LEXICON
+    return Detector(LEXICON)
+
+
 @dataclass(frozen=True)
 class Term:
     code: str
@@ -49,6 +55,7 @@ class Match:
     line_number: int
     line: str
     term: str
+    vetoed: bool = False  # overruled by the learnt model (workers.assess)
 
 
 @dataclass
@@ -118,22 +125,31 @@ class Detector:
                 return False
         return True
 
-    def scan(self, scenes: list[Scene]) -> dict[str, CategoryResult]:
-        results: dict[str, CategoryResult] = {}
+    def scan(self, scenes: list[Scene]) -> list[Match]:
+        """One match per line and category, at the line's strongest term for it."""
+        matches: list[Match] = []
         for scene in scenes:
             for line_number, line in scene.lines:
-                strongest: dict[str, Term] = {}  # a line counts once per category, at its strongest term
+                strongest: dict[str, Term] = {}
                 for term in self.scan_line(line):
                     held = strongest.get(term.code)
                     if held is None or LEVELS.index(term.level) > LEVELS.index(held.level):
                         strongest[term.code] = term
-                for code, term in strongest.items():
-                    result = results.setdefault(code, CategoryResult(code))
-                    result.count += 1
-                    if LEVELS.index(term.level) > LEVELS.index(result.level):
-                        result.level = term.level
-                    result.matches.append(Match(code, term.level, scene, line_number, line.strip(), term.text))
-        for result in results.values():
-            if result.count >= FREQUENT and result.level == "mild":
-                result.level = "moderate"
-        return results
+                matches += [Match(code, term.level, scene, line_number, line.strip(), term.text)
+                            for code, term in strongest.items()]
+        return matches
+
+
+def summarise(matches: list[Match]) -> dict[str, CategoryResult]:
+    """Matches by category: how many, and the strongest level (raised by the frequency rule)."""
+    results: dict[str, CategoryResult] = {}
+    for match in matches:
+        result = results.setdefault(match.code, CategoryResult(match.code))
+        result.count += 1
+        if LEVELS.index(match.level) > LEVELS.index(result.level):
+            result.level = match.level
+        result.matches.append(match)
+    for result in results.values():
+        if result.count >= FREQUENT and result.level == "mild":
+            result.level = "moderate"
+    return results

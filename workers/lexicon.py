@@ -1270,7 +1270,7 @@ LEXICON = {
 
 # -- broader vocabulary -------------------------------------------------------------------------------------
 # Synonyms, slang, brands and paraphrases added after the first lists were measured on excerpts written in
-# deliberately different wording (tests/fixtures/excerpts.jsonl, batch 2). Same format; merged into LEXICON below.
+# deliberately different wording (workers/corpus/excerpts.jsonl, batch 2). Same format; merged into LEXICON below.
 MORE = {
 "physical_violence": {
  "ru": {"mild": ["за грудки", "схватить за грудки", "хватать за грудки", "впечатать", "разбить губа", "разбить нос",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
+from gateway.models import AGES
+
 from .assess import Assessment
 
 STYLE = """
@@ -36,7 +38,7 @@ def render(assessment: Assessment, *, title: str, filename: str, target: str | N
             f"<blockquote>{escape(m.line[:300])}</blockquote></li>" for m in matches)
         scenes += f"<h3>{escape(scene.label)}</h3><ul>{items}</ul>"
     over = target and assessment.suggested_age != target and \
-        ["0+", "6+", "12+", "16+", "18+"].index(assessment.suggested_age) > ["0+", "6+", "12+", "16+", "18+"].index(target)
+        AGES.index(assessment.suggested_age) > AGES.index(target)
     html = f"""<!doctype html><html lang="ru"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>{escape(title or filename)}</title>
 <style>{STYLE}</style></head><body>

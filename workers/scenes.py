@@ -1,4 +1,4 @@
-"""A screenplay cut into scenes: at scene headings (Russian ИНТ./НАТ., English INT./EXT.), else at pages,
+"""A screenplay cut into scenes: at scene headings (Russian ИНТ./НАТ./ЭКСТ., English INT./EXT.), else at pages,
 else in blocks of paragraphs."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 HEADING = re.compile(
     r"^\s*(?:\d+[A-ZА-Я]?[.)]?\s+)?"
-    r"(?:ИНТ|НАТ|ИНТ\.?\s*/\s*НАТ|НАТ\.?\s*/\s*ИНТ|INT|EXT|INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|I/E)"
+    r"(?:ИНТ|НАТ|ЭКСТ|ИНТ\.?\s*/\s*(?:НАТ|ЭКСТ)|(?:НАТ|ЭКСТ)\.?\s*/\s*ИНТ|INT|EXT|INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|I/E)"
     r"(?:\.|\s)\s*\S", re.IGNORECASE)
 BLOCK_LINES = 40
 
