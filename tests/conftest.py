@@ -222,8 +222,16 @@ class WorkerProcess(ProcessGroup):
 
 
 
+@pytest.fixture(scope="session")
+def analyzer_model():
+    """Fits (or loads) the built-in analyzer's scene model once, into the cache every worker reads, so that no
+    worker's start waits for a fit."""
+    from workers.classifier import model
+    return model(Path(os.environ["ANALYZER_CACHE_DIR"]))
+
+
 @pytest.fixture
-def worker_factory(settings, tmp_path):
+def worker_factory(settings, tmp_path, analyzer_model):
     started: list[WorkerProcess] = []
 
     def start(**extra_env) -> WorkerProcess:

@@ -103,19 +103,24 @@ def test_the_fitted_model_is_kept_on_disk(tmp_path, monkeypatch):
     corpus_file.write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in tiny_corpus()), encoding="utf-8")
     monkeypatch.setattr(classifier, "CORPUS", corpus_file)
     cache = tmp_path / "cache"
-    first = classifier.model.__wrapped__(cache)
+    first = classifier.load_or_fit(cache)
     (kept,) = cache.glob("scene-model-*.pickle")
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained again although a kept model was there")
 
     monkeypatch.setattr(classifier.SceneModel, "train", no_training)
-    second = classifier.model.__wrapped__(cache)
+    second = classifier.load_or_fit(cache)
     scene = [[DRUGS[4]]]
     assert second.judge(scene)[0].probabilities == first.judge(scene)[0].probabilities
 
     corpus_file.write_text(corpus_file.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     assert classifier._fingerprint() not in kept.name, "a changed corpus must not reuse the kept model"
+    monkeypatch.undo()
+    monkeypatch.setattr(classifier, "CORPUS", corpus_file)
+    classifier.load_or_fit(cache)
+    (replacement,) = cache.glob("scene-model-*.pickle")
+    assert replacement != kept and not kept.exists(), "the stale model is removed when a new one is kept"
 
 
 def test_an_unreadable_kept_model_is_replaced(tmp_path, monkeypatch, caplog):
@@ -127,10 +132,10 @@ def test_an_unreadable_kept_model_is_replaced(tmp_path, monkeypatch, caplog):
     broken = cache / f"scene-model-{classifier._fingerprint()}.pickle"
     broken.write_bytes(b"half a pickle")
     with caplog.at_level(logging.WARNING):
-        learnt = classifier.model.__wrapped__(cache)
+        learnt = classifier.load_or_fit(cache)
     assert "unreadable" in caplog.text
     assert learnt.judge([[DRUGS[4]]])[0].probabilities["drugs"] > 0.5
-    assert classifier.model.__wrapped__(cache).categories.keys() == learnt.categories.keys()
+    assert classifier.load_or_fit(cache).categories.keys() == learnt.categories.keys()
 
 
 # -- the real model, with the lexicon ---------------------------------------------------------------------------

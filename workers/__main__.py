@@ -4,7 +4,8 @@ so that a slow analyzer or an unreachable webhook never delays a key rotation:
 - `scheduler`: queues `refer` and `default`, with RQ's scheduler and the periodic ticker (refer sweep, upload
   expiry);
 - `handoff`: deliveries to the analyzer;
-- `analyzer`: the built-in analyzer.
+- `analyzer`: the built-in analyzer (which loads its scene model, or fits it the first time, before it takes
+  jobs; see workers/classifier.py).
 
 Each is a `SimpleWorker` (no fork per job: jobs are short database and HTTP calls, and a fork per job would
 cost more than the job and break inherited database connections) running in its own process. A child that
@@ -48,6 +49,9 @@ def run_role(role: str) -> None:
                 Periodic("expire_uploads", expire_every, "workers.jobs.expire_uploads"),
             ])
             ticker.start()
+        if role == "analyzer" and not settings.analyzer_url:
+            from workers.classifier import model
+            model(settings.analyzer_cache_dir)  # fit or load it now, not inside the first analysis
         worker = SimpleWorker(queues, connection=redis, name=f"{role}-{os.getpid()}")
         try:
             worker.work(with_scheduler=role == "scheduler", logging_level=os.environ.get("LOG_LEVEL", "INFO"))

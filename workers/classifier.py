@@ -15,8 +15,8 @@ words go with each category and with each age rating, independently of the lexic
   passed its threshold).
 
 The thresholds were chosen on an evaluation set written independently of the corpus (bench/RESULTS.md).
-Excerpts marked `"holdout": true` are never trained on. Training takes a few seconds; `model()` keeps the fitted
-model in the process and, given a cache directory, on disk under a name that changes with the corpus, this
+Excerpts marked `"holdout": true` are never trained on. Training takes about half a minute; `model()` keeps the
+fitted model in the process and, given a cache directory, on disk under a name that changes with the corpus, this
 module and scikit-learn's version.
 """
 from __future__ import annotations
@@ -163,6 +163,10 @@ class SceneModel:
                 categories[code] = regression().fit(matrix, labels)
         ratings = np.array([AGES.index(excerpt["rating"]) for excerpt in excerpts])
         rating = OneVsRestClassifier(regression()).fit(matrix, ratings)
+        for vectoriser in (words, characters):
+            vectoriser.stop_words_ = None  # the features min_df dropped: kept only for introspection, and large
+        for regression_ in [*categories.values(), *rating.estimators_]:
+            regression_.coef_ = regression_.coef_.astype(np.float32)  # half the memory; the scores do not move
         return cls(words, characters, categories, rating, _doubtful_terms(excerpts))
 
     def _matrix(self, texts: list[str]):
@@ -232,8 +236,20 @@ def _fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-@lru_cache(maxsize=1)
+_fitted: SceneModel | None = None
+
+
 def model(cache_dir: Path | None = None) -> SceneModel:
+    """The process's model: loaded or fitted on first use, then kept (the corpus does not change under a
+    running process)."""
+    global _fitted
+    if _fitted is None:
+        _fitted = load_or_fit(cache_dir)
+    return _fitted
+
+
+def load_or_fit(cache_dir: Path | None = None) -> SceneModel:
+    """The model kept in `cache_dir` for the current corpus and code, else a freshly fitted one (kept there)."""
     cached = cache_dir / f"scene-model-{_fingerprint()}.pickle" if cache_dir else None
     if cached and cached.exists():
         try:
@@ -247,4 +263,7 @@ def model(cache_dir: Path | None = None) -> SceneModel:
         with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False) as handle:
             pickle.dump(learnt, handle)
         os.replace(handle.name, cached)  # atomic: a concurrent reader sees the old file or the whole new one
+        for stale in cached.parent.glob("scene-model-*.pickle"):
+            if stale != cached:
+                stale.unlink(missing_ok=True)
     return learnt
