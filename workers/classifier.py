@@ -150,7 +150,7 @@ class SceneModel:
         from sklearn.multiclass import OneVsRestClassifier
 
         def regression():
-            return LogisticRegression(C=REGULARISATION, class_weight="balanced", solver="liblinear")
+            return LogisticRegression(C=REGULARISATION, class_weight="balanced", solver="liblinear", random_state=0)
 
         texts = [excerpt["text"] for excerpt in excerpts]
         words = TfidfVectorizer(analyzer=word_features, sublinear_tf=True)
