@@ -27,6 +27,7 @@ import logging
 import os
 import pickle
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -257,7 +258,12 @@ def load_or_fit(cache_dir: Path | None = None) -> SceneModel:
                 return pickle.load(handle)
         except Exception:  # a file from an interrupted or foreign write: train again
             log.warning("scene model cache %s unreadable; training again", cached)
-    learnt = SceneModel.train(training_part(load_corpus(CORPUS)))
+    excerpts = training_part(load_corpus(CORPUS))
+    log.info("fitting the analyzer's scene model on %d excerpts (once per corpus; about half a minute)",
+             len(excerpts))
+    started = time.monotonic()
+    learnt = SceneModel.train(excerpts)
+    log.info("scene model fitted in %.0f s", time.monotonic() - started)
     if cached:
         cached.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False) as handle:
