@@ -69,7 +69,7 @@ a an the and or but if then than so as at by for from in into of off on onto out
 after before under again also just not no nor very too here there now this that these those it its i me my mine
 you your yours he him his she her hers we us our they them their what which who whom whose when where why how
 all any each some such own same other be am is are was were been being have has had do does did will would shall
-should can could may might must let get got go going s t d ll re ve m don didn doesn isn aren wasn won can't
+should can could may might must let get got go going s t d ll re ve m don didn doesn isn aren wasn won
 oh ok okay yeah hey well like one i'm you're he's she's it's we're they're i've you've we've i'll you'll
 he'll she'll we'll they'll i'd you'd that's there's what's let's don't doesn't didn't can't won't isn't aren't
 wasn't weren't couldn't wouldn't shouldn't
